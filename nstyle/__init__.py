@@ -1,0 +1,1 @@
+"""Neural style (Gatys et al.) as MXNet's classic example did it, with a PyTorch twin for comparison."""

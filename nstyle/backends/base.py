@@ -1,0 +1,53 @@
+"""The small interface every backend implements; the optimisation loop only talks to this."""
+from abc import ABC, abstractmethod
+
+
+class Backend(ABC):
+    """One stylisation problem bound to a framework and a device.
+
+    Built from VGGWeights, the preprocessed content and style images (1, 3, H, W float32, same size),
+    StyleSettings, a device string ("cpu", "gpu0", ...) and the initial image.
+    """
+
+    name = "?"
+
+    @staticmethod
+    @abstractmethod
+    def gpu_count():
+        """GPUs this framework can use on this machine."""
+
+    @abstractmethod
+    def step(self):
+        """One epoch: forward, backward, clip, add the TV gradient, NAG update. Returns the relative change."""
+
+    @abstractmethod
+    def image(self):
+        """The current image, (1, 3, H, W) float32 numpy, mean-subtracted."""
+
+    @abstractmethod
+    def losses_and_gradient(self, image):
+        """For checks: ({"style": [per layer], "content": float}, gradient of the weighted loss w.r.t. image).
+
+        The gradient is the raw one the heads produce (no clipping, no TV); the state is unchanged.
+        """
+
+    @abstractmethod
+    def tv_gradient(self, image):
+        """The TV gradient the update adds for this image (numpy)."""
+
+    @abstractmethod
+    def state(self):
+        """{"image", "momentum", "updates"} as numpy/int, enough to resume exactly."""
+
+    @abstractmethod
+    def load_state(self, state):
+        """Restore what state() returned."""
+
+
+def parse_device(device):
+    """"cpu" -> ("cpu", 0); "gpu3" -> ("gpu", 3)."""
+    if device == "cpu":
+        return "cpu", 0
+    if device.startswith("gpu") and device[3:].isdigit():
+        return "gpu", int(device[3:])
+    raise ValueError(f"bad device {device!r}; use cpu or gpuN")

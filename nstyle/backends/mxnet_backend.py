@@ -1,0 +1,141 @@
+"""The example's algorithm on MXNet's symbolic API: one executor bound per run, gradient for the image only."""
+import mxnet as mx
+import numpy as np
+
+from nstyle import algorithm
+from nstyle.backends.base import Backend, parse_device
+from nstyle.errors import RuntimeFailure
+from nstyle.vgg import CONTENT_LAYER, STYLE_LAYERS, Conv
+
+
+def mxnet_context(device):
+    kind, index = parse_device(device)
+    if kind == "cpu":
+        return mx.cpu()
+    available = mx.context.num_gpus()
+    if index >= available:
+        why = "this MXNet build has no CUDA" if not mx.runtime.Features().is_enabled("CUDA") else \
+            f"MXNet sees {available} GPU(s)"
+        raise RuntimeFailure(f"no GPU {index}: {why}; use --gpu -1 for the CPU")
+    return mx.gpu(index)
+
+
+def feature_symbols(plan):
+    """{layer name: symbol} for every ReLU output of the VGG stack, from the variable "data"."""
+    outputs, net = {}, mx.sym.Variable("data")
+    for layer in plan:
+        if isinstance(layer, Conv):
+            net = mx.sym.Convolution(net, name=layer.name, num_filter=layer.out_channels, kernel=(3, 3),
+                                     pad=(1, 1), stride=(1, 1), workspace=1024)
+            net = mx.sym.Activation(net, act_type="relu", name=layer.name.replace("conv", "relu"))
+            outputs[layer.name.replace("conv", "relu")] = net
+        else:
+            net = mx.sym.Pooling(net, name=layer.name, pool_type="avg", kernel=(2, 2), stride=(2, 2))
+    return outputs
+
+
+def gram_symbol(feature, channels):
+    """F·Fᵀ of the (C, H·W) reshaped feature map; FullyConnected(x, weight=x) is how the example wrote it."""
+    flat = mx.sym.Reshape(feature, shape=(channels, -1))
+    return mx.sym.FullyConnected(flat, weight=flat, no_bias=True, num_hidden=channels)
+
+
+class MXNetBackend(Backend):
+    name = "mxnet"
+
+    def __init__(self, weights, content, style, settings, device, initial_image):
+        self.settings = settings
+        self.context = mxnet_context(device)
+        plan = weights.plan()
+        features = feature_symbols(plan)
+        channels = {layer.name.replace("conv", "relu"): layer.out_channels for layer in plan
+                    if isinstance(layer, Conv)}
+        grams = [gram_symbol(features[name], channels[name]) for name in STYLE_LAYERS]
+        weight_args = {key: mx.nd.array(value, self.context) for key, value in weights.arrays.items()}
+
+        # Targets: Gram matrices of the style image and relu4_2 of the content image, computed once.
+        target_symbol = mx.sym.Group(grams + [features[CONTENT_LAYER]])
+        target_executor = target_symbol.bind(
+            self.context, dict(weight_args, data=mx.nd.array(style, self.context)), grad_req="null")
+        style_targets = [out.copy() for out in target_executor.forward()[:len(grams)]]
+        target_executor.arg_dict["data"][:] = content
+        content_target = target_executor.forward()[-1].copy()
+        del target_executor
+
+        # Loss heads: Σ(G − A)² per style layer and Σ(F − P)² for the content layer.
+        losses = [mx.sym.sum(mx.sym.square(gram - mx.sym.Variable(f"target_gram_{i}")))
+                  for i, gram in enumerate(grams)]
+        losses.append(mx.sym.sum(mx.sym.square(features[CONTENT_LAYER] - mx.sym.Variable("target_content"))))
+        loss_symbol = mx.sym.Group(losses)
+        self.image_array = mx.nd.array(initial_image, self.context)
+        self.gradient = mx.nd.zeros(content.shape, self.context)
+        args = dict(weight_args, data=self.image_array, target_content=content_target)
+        args.update({f"target_gram_{i}": target for i, target in enumerate(style_targets)})
+        # Only the image gets a gradient: no buffers or work for weight gradients.
+        self.executor = loss_symbol.bind(self.context, args, args_grad={"data": self.gradient},
+                                         grad_req={name: ("write" if name == "data" else "null")
+                                                   for name in loss_symbol.list_arguments()})
+        style_shapes = self._style_feature_shapes(features, content.shape)
+        head_scales = [algorithm.style_head_scale(settings.style_weight, shape) for shape in style_shapes]
+        head_scales.append(float(settings.content_weight))
+        self.head_gradients = [mx.nd.full((1,), scale, self.context) for scale in head_scales]
+        self.tv_kernel = mx.nd.array(algorithm.TV_KERNEL, self.context)
+        self.clip_norm = algorithm.gradient_clip_norm(content.shape)
+        self.momentum = mx.nd.zeros(content.shape, self.context)
+        self.updates = 0
+
+    @staticmethod
+    def gpu_count():
+        return mx.context.num_gpus()
+
+    @staticmethod
+    def _style_feature_shapes(features, data_shape):
+        group = mx.sym.Group([features[name] for name in STYLE_LAYERS])
+        return [tuple(shape) for shape in group.infer_shape(data=data_shape)[1]]
+
+    def _tv_gradient(self, image):
+        channels, height, width = image.shape[1:]
+        per_channel = image.reshape((channels, 1, height, width))
+        smoothed = mx.nd.Convolution(per_channel, weight=self.tv_kernel, no_bias=True, kernel=(3, 3),
+                                     pad=(1, 1), num_filter=1)
+        return smoothed.reshape(image.shape) * self.settings.tv_weight
+
+    def step(self):
+        previous = self.image_array.copy()
+        self.executor.forward(is_train=True)
+        self.executor.backward(self.head_gradients)
+        # Rescale to norm ≤ clip_norm on the device: no host round trip for the norm.
+        norm = mx.nd.norm(self.gradient)
+        update = self.gradient * mx.nd.minimum(self.clip_norm / (norm + 1e-12), 1.0)
+        if self.settings.tv_weight > 0:
+            update += self._tv_gradient(self.image_array)
+        mx.nd.nag_mom_update(self.image_array, update, self.momentum, out=self.image_array,
+                             lr=algorithm.learning_rate(self.settings, self.updates),
+                             momentum=self.settings.momentum, wd=self.settings.wd)
+        self.updates += 1
+        change = mx.nd.norm(self.image_array - previous) / mx.nd.norm(self.image_array)
+        return float(change.asscalar())
+
+    def image(self):
+        return self.image_array.asnumpy()
+
+    def losses_and_gradient(self, image):
+        saved = self.image_array.copy()
+        self.image_array[:] = image
+        outputs = self.executor.forward(is_train=True)
+        self.executor.backward(self.head_gradients)
+        losses = [float(out.asscalar()) for out in outputs]
+        gradient = self.gradient.asnumpy()
+        self.image_array[:] = saved
+        return {"style": losses[:-1], "content": losses[-1]}, gradient
+
+    def tv_gradient(self, image):
+        return self._tv_gradient(mx.nd.array(image, self.context)).asnumpy()
+
+    def state(self):
+        return {"image": self.image(), "momentum": self.momentum.asnumpy(), "updates": self.updates}
+
+    def load_state(self, state):
+        self.image_array[:] = state["image"]
+        self.momentum[:] = state["momentum"]
+        self.updates = int(state["updates"])

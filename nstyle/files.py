@@ -1,0 +1,26 @@
+"""Atomic file writes: a reader never sees a half-written output, weights file or checkpoint."""
+import os
+import tempfile
+
+
+def _default_file_mode():
+    umask = os.umask(0)  # the only way to read the umask is to set it; put it back at once
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def atomic_write(path, data):
+    """Write bytes to path through a temporary file in the same folder, then rename it into place."""
+    folder = os.path.dirname(os.path.abspath(path))
+    suffix = os.path.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _default_file_mode())  # mkstemp makes 0600; a saved picture should read like any file
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -1,0 +1,44 @@
+"""A plain numpy forward pass of the VGG stack and the loss heads: the yardstick for the backends."""
+import numpy as np
+
+from nstyle.vgg import CONTENT_LAYER, STYLE_LAYERS, Conv
+
+
+def conv3x3(x, weight, bias):
+    """x (C, H, W), weight (O, C, 3, 3), stride 1, pad 1."""
+    channels, height, width = x.shape
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1)))
+    columns = np.stack([padded[:, dy:dy + height, dx:dx + width] for dy in range(3) for dx in range(3)], axis=1)
+    columns = columns.reshape(channels * 9, height * width)
+    return (weight.reshape(weight.shape[0], -1) @ columns).reshape(-1, height, width) + bias[:, None, None]
+
+
+def features(weights, image):
+    """{relu name: (C, H, W) float64} for a (1, 3, H, W) image."""
+    x, out = image[0].astype(np.float64), {}
+    for layer in weights.plan():
+        if isinstance(layer, Conv):
+            x = np.maximum(conv3x3(x, weights.arrays[f"{layer.name}_weight"].astype(np.float64),
+                                   weights.arrays[f"{layer.name}_bias"].astype(np.float64)), 0)
+            out[layer.name.replace("conv", "relu")] = x
+        else:
+            c, h, w = x.shape
+            x = x[:, :h // 2 * 2, :w // 2 * 2].reshape(c, h // 2, 2, w // 2, 2).mean(axis=(2, 4))
+    return out
+
+
+def gram(feature):
+    flat = feature.reshape(feature.shape[0], -1)
+    return flat @ flat.T
+
+
+def losses(weights, image, content, style):
+    """The raw loss heads {"style": [Σ(G − A)² per layer], "content": Σ(F − P)²}."""
+    mine, content_f, style_f = (features(weights, x) for x in (image, content, style))
+    return {"style": [float(((gram(mine[n]) - gram(style_f[n])) ** 2).sum()) for n in STYLE_LAYERS],
+            "content": float(((mine[CONTENT_LAYER] - content_f[CONTENT_LAYER]) ** 2).sum())}
+
+
+def style_feature_shapes(weights, image):
+    found = features(weights, image)
+    return [(1,) + found[n].shape for n in STYLE_LAYERS]

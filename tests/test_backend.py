@@ -1,0 +1,112 @@
+"""Each backend against the numpy reference: losses (hence Gram matrices), gradients, TV, one update."""
+import numpy as np
+import pytest
+
+from conftest import smooth_image
+import reference
+from nstyle import algorithm
+from nstyle.backends import BACKENDS, create_backend
+from nstyle.train import optimize
+
+SETTINGS = algorithm.StyleSettings(content_weight=10.0, style_weight=1.0, tv_weight=0.5, lr=0.5)
+SHAPE = (1, 3, 20, 28)
+
+
+def make_backend(name, weights, settings=SETTINGS, seed=0):
+    content, style = smooth_image(*SHAPE[2:], seed=1), smooth_image(*SHAPE[2:], seed=2)
+    return create_backend(name, weights, content, style, settings, "cpu",
+                          algorithm.initial_image(SHAPE, seed)), content, style
+
+
+def weighted_loss(backend_losses, head_scales):
+    return sum(s * l for s, l in zip(head_scales, backend_losses["style"] + [backend_losses["content"]]))
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend_name(request):
+    return request.param
+
+
+def test_losses_match_numpy_reference(backend_name, tiny_weights):
+    backend, content, style = make_backend(backend_name, tiny_weights)
+    image = smooth_image(*SHAPE[2:], seed=3)
+    got, _ = backend.losses_and_gradient(image)
+    expected = reference.losses(tiny_weights, image, content, style)
+    np.testing.assert_allclose(got["style"], expected["style"], rtol=1e-4)
+    np.testing.assert_allclose(got["content"], expected["content"], rtol=1e-4)
+    assert expected["content"] > 0 and min(expected["style"]) > 0
+
+
+def test_gradient_matches_finite_differences(backend_name, tiny_weights):
+    backend, content, style = make_backend(backend_name, tiny_weights)
+    image = smooth_image(*SHAPE[2:], seed=3)
+    scales = [algorithm.style_head_scale(SETTINGS.style_weight, s)
+              for s in reference.style_feature_shapes(tiny_weights, image)] + [SETTINGS.content_weight]
+    _, gradient = backend.losses_and_gradient(image)
+    direction = np.random.default_rng(4).standard_normal(SHAPE).astype(np.float32)
+    step = 1e-4  # small enough that no ReLU switches along the way
+    # Central difference of the float64 reference loss along one random direction.
+    plus = weighted_loss(reference.losses(tiny_weights, image + step * direction, content, style), scales)
+    minus = weighted_loss(reference.losses(tiny_weights, image - step * direction, content, style), scales)
+    numeric = (plus - minus) / (2 * step)
+    analytic = float((gradient.astype(np.float64) * direction).sum())
+    assert abs(analytic - numeric) <= 1e-4 * abs(numeric)
+
+
+def test_tv_gradient_is_gradient_of_smoothness_energy(backend_name, tiny_weights):
+    backend, _, _ = make_backend(backend_name, tiny_weights)
+    image = smooth_image(*SHAPE[2:], seed=5).astype(np.float64)
+
+    def energy(x):  # tv_weight/16 · Σ squared differences of neighbours, zero outside the image
+        padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        return SETTINGS.tv_weight / 16 * ((np.diff(padded, axis=2) ** 2).sum() + (np.diff(padded, axis=3) ** 2).sum())
+
+    got = backend.tv_gradient(image.astype(np.float32))
+    direction = np.random.default_rng(6).standard_normal(SHAPE)
+    numeric = (energy(image + direction) - energy(image - direction)) / 2  # exact: the energy is quadratic
+    assert abs((got * direction).sum() - numeric) <= 1e-4 * abs(numeric)
+
+
+def test_step_is_clip_plus_tv_plus_nag(backend_name, tiny_weights):
+    backend, _, _ = make_backend(backend_name, tiny_weights)
+    velocity = np.zeros(SHAPE)
+    for update in range(3):
+        image = backend.image().astype(np.float64)
+        _, gradient = backend.losses_and_gradient(image.astype(np.float32))
+        norm, limit = np.linalg.norm(gradient), algorithm.gradient_clip_norm(SHAPE)
+        assert norm > limit  # the test exercises the clipping
+        total = gradient * (limit / norm) + backend.tv_gradient(image.astype(np.float32))
+        expected, velocity = algorithm.nag_update(image, total, velocity,
+                                                  algorithm.learning_rate(SETTINGS, update), SETTINGS)
+        change = backend.step()
+        np.testing.assert_allclose(backend.image(), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+        assert change == pytest.approx(np.linalg.norm(expected - image) / np.linalg.norm(expected), rel=1e-3)
+    np.testing.assert_allclose(backend.state()["momentum"], velocity, rtol=1e-3, atol=1e-6)
+
+
+def test_state_round_trip_resumes_exactly(backend_name, tiny_weights):
+    straight, _, _ = make_backend(backend_name, tiny_weights)
+    optimize(straight, 6, 0.0, progress=False)
+    first, _, _ = make_backend(backend_name, tiny_weights)
+    optimize(first, 3, 0.0, progress=False)
+    second, _, _ = make_backend(backend_name, tiny_weights, seed=99)
+    second.load_state(first.state())
+    optimize(second, 6, 0.0, progress=False, first_epoch=4)
+    np.testing.assert_array_equal(second.image(), straight.image())
+
+
+def test_learning_rate_follows_factor_schedule():
+    assert [algorithm.learning_rate(SETTINGS, i) for i in (0, 74, 75, 149, 150)] == pytest.approx(
+        [0.5, 0.5, 0.45, 0.45, 0.405])
+
+
+def test_nag_matches_mxnet_operator():
+    mx = pytest.importorskip("mxnet")
+    rng = np.random.default_rng(0)
+    image, gradient, velocity = (rng.standard_normal(10).astype(np.float32) for _ in range(3))
+    expected_image, expected_velocity = algorithm.nag_update(image, gradient, velocity, 0.1, SETTINGS)
+    weight, mom = mx.nd.array(image), mx.nd.array(velocity)
+    mx.nd.nag_mom_update(weight, mx.nd.array(gradient), mom, out=weight, lr=0.1,
+                         momentum=SETTINGS.momentum, wd=SETTINGS.wd)
+    np.testing.assert_allclose(weight.asnumpy(), expected_image, rtol=1e-6)
+    np.testing.assert_allclose(mom.asnumpy(), expected_velocity, rtol=1e-6)
