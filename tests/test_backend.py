@@ -43,7 +43,8 @@ def test_gradient_matches_finite_differences(backend_name, tiny_weights):
     scales = [algorithm.style_head_scale(SETTINGS.style_weight, s)
               for s in reference.style_feature_shapes(tiny_weights, image)] + [SETTINGS.content_weight]
     _, gradient = backend.losses_and_gradient(image)
-    direction = np.random.default_rng(4).standard_normal(SHAPE).astype(np.float32)
+    direction = np.random.default_rng(4).standard_normal(SHAPE)  # float64: a float32 sum would round the step
+    image = image.astype(np.float64)
     step = 1e-4  # small enough that no ReLU switches along the way
     # Central difference of the float64 reference loss along one random direction.
     plus = weighted_loss(reference.losses(tiny_weights, image + step * direction, content, style), scales)
