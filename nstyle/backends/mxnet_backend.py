@@ -1,11 +1,18 @@
 """The example's algorithm on MXNet's symbolic API: one executor bound per run, gradient for the image only."""
-import mxnet as mx
-import numpy as np
+import os
 
-from nstyle import algorithm
-from nstyle.backends.base import Backend, parse_device
-from nstyle.errors import RuntimeFailure
-from nstyle.vgg import CONTENT_LAYER, STYLE_LAYERS, Conv
+from nstyle import cuda_libs
+
+os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")  # silence "Subgraph backend MKLDNN is activated" per bind
+cuda_libs.preload()  # must precede the first import of mxnet (mxnet-cu112 links the wheels' CUDA libraries)
+
+import mxnet as mx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from nstyle import algorithm  # noqa: E402
+from nstyle.backends.base import Backend, parse_device  # noqa: E402
+from nstyle.errors import RuntimeFailure  # noqa: E402
+from nstyle.vgg import CONTENT_LAYER, STYLE_LAYERS, Conv  # noqa: E402
 
 
 def mxnet_context(device):

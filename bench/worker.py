@@ -1,0 +1,318 @@
+"""One measurement in a fresh process: python -m bench.worker --backend mxnet --device cpu --size 256 ...
+
+Prints exactly one line `BENCH-RESULT {json}` on stdout: the result row, also when the run fails (then with
+its status and a one-line note; the traceback goes to stderr). The thread variables are set before any
+framework is imported, so they take effect.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+import traceback
+
+RESULT_PREFIX = "BENCH-RESULT "
+
+# mxnet-cu112 1.9.1 carries GPU code for sm_50..sm_86 and no PTX (../shared/DESIGN.md): nothing for Hopper.
+MXNET_MAX_COMPUTE_CAPABILITY = (8, 6)
+
+# One operator at a time in MXNet's engine, each using the OpenMP threads: what torch does with its intra-op
+# pool. (The VGG chain leaves the engine almost nothing to run in parallel anyway.)
+MXNET_ENGINE_WORKERS = 1
+
+# Substrings (lower case) of the messages frameworks give when an allocation fails.
+OOM_MARKERS = ("out of memory", "outofmemory", "bad_alloc", "cannot allocate memory", "failed to allocate",
+               "cudamalloc", "alloc_failed", "memoryerror")
+UNSUPPORTED_MARKERS = ("no kernel image", "invalid device function", "has no cuda")
+
+
+def thread_environment(threads):
+    """The variables that fix the thread counts; read by the libraries when they load."""
+    value = str(threads)
+    return {"OMP_NUM_THREADS": value, "MKL_NUM_THREADS": value, "OPENBLAS_NUM_THREADS": value,
+            "MXNET_CPU_WORKER_NTHREADS": str(MXNET_ENGINE_WORKERS)}
+
+
+class Unavailable(Exception):
+    """The configuration cannot run here (status "no-device" or "unsupported"); not a failure of the code."""
+
+    def __init__(self, status, note):
+        super().__init__(note)
+        self.status, self.note = status, note
+
+
+def one_line(error):
+    """The informative line of an exception message (MXNet puts a C++ stack trace before the real one)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    wanted = [line for line in lines if any(marker in line.lower() for marker in OOM_MARKERS)]
+    line = wanted[0] if wanted else (lines[-1] if lines[0].startswith("Traceback") else lines[0])
+    line = f"{type(error).__name__}: {line}"
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+def classify(error):
+    """(status, note) for an exception that ended a measurement."""
+    if isinstance(error, Unavailable):
+        return error.status, error.note
+    text = f"{type(error).__name__}: {error}".lower()
+    if isinstance(error, MemoryError) or any(marker in text for marker in OOM_MARKERS):
+        return "oom", one_line(error)
+    if any(marker in text for marker in UNSUPPORTED_MARKERS):
+        return "unsupported", one_line(error)
+    return "error", one_line(error)
+
+
+def hwm_rss_mb():
+    """Peak resident memory of this process image, MiB.
+
+    VmHWM rather than getrusage's ru_maxrss: Linux carries ru_maxrss across exec, so a worker started from a
+    big parent would report the parent's peak.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def current_rss_mb():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+class GpuMemorySampler:
+    """Samples through NVML, on a thread, the device memory of this process (and the device's used memory).
+
+    Inside a container NVML reports host PIDs, so this process may never appear in the list; then the peak is
+    the device's used memory minus its value when sampling began (other tenants of the GPU would count too).
+    """
+
+    def __init__(self, pynvml, index, interval):
+        self.pynvml, self.interval, self.pid = pynvml, interval, os.getpid()
+        self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        self.baseline = pynvml.nvmlDeviceGetMemoryInfo(self.handle).used
+        self.peak_used, self.peak_process, self.samples = self.baseline, None, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def sample(self):
+        nvml = self.pynvml
+        for process in nvml.nvmlDeviceGetComputeRunningProcesses(self.handle):
+            if process.pid == self.pid and process.usedGpuMemory is not None:
+                self.peak_process = max(self.peak_process or 0, process.usedGpuMemory)
+        self.peak_used = max(self.peak_used, nvml.nvmlDeviceGetMemoryInfo(self.handle).used)
+        self.samples += 1
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def peak(self):
+        """(MiB, mem_kind)."""
+        if self.peak_process is not None:
+            return self.peak_process / 2**20, "nvml-process"
+        return (self.peak_used - self.baseline) / 2**20, "nvml-device-delta"
+
+
+class TimedBackend:
+    """Passes step() and image() through, recording each step's seconds.
+
+    step() returns the relative change as a host float, so the device has finished when the clock stops.
+    """
+
+    def __init__(self, backend):
+        self.backend, self.seconds = backend, []
+
+    def step(self):
+        started = time.perf_counter()
+        change = self.backend.step()
+        self.seconds.append(time.perf_counter() - started)
+        return change
+
+    def image(self):
+        return self.backend.image()
+
+
+def framework_facts(backend_name, threads):
+    """Import the framework and fix its threads; {"library", "cuda_built", "thread_setting"}."""
+    if backend_name == "mxnet":
+        import mxnet as mx
+        from bench.machine import mxnet_distribution
+        name, version = mxnet_distribution()
+        return {"library": f"{name} {version}", "cuda_built": mx.runtime.Features().is_enabled("CUDA"),
+                "thread_setting": f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} "
+                                  f"MXNET_CPU_WORKER_NTHREADS={os.environ['MXNET_CPU_WORKER_NTHREADS']}"}
+    import torch
+    torch.set_num_threads(threads)
+    return {"library": f"torch {torch.__version__}", "cuda_built": torch.backends.cuda.is_built(),
+            "thread_setting": f"torch.set_num_threads({threads}) -> {torch.get_num_threads()}"}
+
+
+def check_gpu(backend_name, index, facts):
+    """NVML and the GPU's facts for a GPU run, or Unavailable saying why this backend cannot use it."""
+    from bench import machine
+    build = "" if facts["cuda_built"] else f"; this {facts['library']} build has no CUDA either"
+    pynvml, why = machine.nvml()
+    if pynvml is None:
+        raise Unavailable("no-device", f"no NVIDIA GPU here ({why}){build}")
+    count = pynvml.nvmlDeviceGetCount()
+    if index >= count:
+        raise Unavailable("no-device", f"no GPU {index}: NVML sees {count} GPU(s){build}")
+    info = machine.gpu_info(pynvml, index)
+    if not facts["cuda_built"]:
+        raise Unavailable("unsupported", f"this {facts['library']} build has no CUDA")
+    capability = tuple(int(part) for part in info["compute_capability"].split("."))
+    if backend_name == "mxnet" and capability > MXNET_MAX_COMPUTE_CAPABILITY:
+        newest = "".join(map(str, MXNET_MAX_COMPUTE_CAPABILITY))
+        raise Unavailable("unsupported", f"{facts['library']} has no code for sm_{''.join(map(str, capability))} "
+                                         f"({info['name']}); its kernels stop at sm_{newest}, no PTX")
+    return pynvml, info
+
+
+def framework_peak(backend_name, index):
+    """(peak allocated MiB, peak reserved MiB) by the framework's own counters; None where it has none."""
+    if backend_name == "torch":
+        import torch
+        return torch.cuda.max_memory_allocated(index) / 2**20, torch.cuda.max_memory_reserved(index) / 2**20
+    return None, None  # MXNet 1.9 has no peak counter (only the device-wide gpu_memory_info)
+
+
+def settings_for(model):
+    """The settings run.py would use for this model: its own defaults, not a copy of them."""
+    from nstyle.algorithm import StyleSettings
+    from nstyle.cli import LOSS_WEIGHTS_BY_MODEL, build_parser
+    parser = build_parser()
+    content_weight, style_weight = LOSS_WEIGHTS_BY_MODEL[model]
+    return StyleSettings(content_weight=content_weight, style_weight=style_weight,
+                         tv_weight=parser.get_default("tv_weight"), lr=parser.get_default("lr"))
+
+
+def measure(args, row):
+    from bench.machine import cpu_model
+    from nstyle import imageio
+    from nstyle.algorithm import initial_image
+    from nstyle.backends import create_backend
+    from nstyle.backends.base import parse_device
+    from nstyle.train import optimize
+    from nstyle.vgg import load_weights, params_path, random_weights
+
+    kind, index = parse_device(args.device)
+    started = time.perf_counter()
+    facts = framework_facts(args.backend, args.threads)
+    row["import_s"] = time.perf_counter() - started
+    row["library"], row["thread_setting"] = facts["library"], facts["thread_setting"]
+    row["baseline_rss_mb"] = current_rss_mb()
+    row["device_name"] = cpu_model()
+
+    started = time.perf_counter()
+    content_rgb = imageio.resize_long_edge(imageio.load_image(args.content), args.size)
+    style_rgb = imageio.resize_to(imageio.load_image(args.style), content_rgb.shape[:2])
+    row["height"], row["width"] = content_rgb.shape[:2]
+    row["pixels"] = row["height"] * row["width"]
+    sampler = None
+    if kind == "gpu":
+        pynvml, info = check_gpu(args.backend, index, facts)
+        row["device_name"] = info["name"]
+        sampler = GpuMemorySampler(pynvml, index, args.nvml_interval).start()
+    try:
+        path = params_path(args.model_dir, args.model)
+        if os.path.isfile(path) and not args.random_weights:
+            weights, row["weights"] = load_weights(args.model, path), "file"
+        else:
+            weights, row["weights"] = random_weights(args.model, seed=args.seed), "random"
+        content = imageio.preprocess(content_rgb)
+        backend = TimedBackend(create_backend(args.backend, weights, content, imageio.preprocess(style_rgb),
+                                              settings_for(args.model), args.device,
+                                              initial_image(content.shape, args.seed)))
+        row["setup_s"] = time.perf_counter() - started
+        if args.inject_failure == "oom":
+            raise MemoryError("injected out-of-memory after setup (--inject-failure test hook)")
+        if args.inject_failure == "error":
+            raise RuntimeError("injected failure after setup (--inject-failure test hook)")
+
+        if args.stop_eps is None:  # a fixed number of epochs: warm-up, then the timed ones
+            optimize(backend, args.warmup + args.epochs, stop_eps=0.0, progress=False)
+        else:  # a whole run, as run.py does it, until the change drops below stop_eps
+            result = optimize(backend, args.max_epochs, stop_eps=args.stop_eps, progress=False)
+            row.update(stop_reason=result.stop_reason, last_change=result.last_change)
+    finally:
+        if sampler is not None:
+            sampler.stop()
+            row["peak_mem_mb"], row["mem_kind"] = sampler.peak()
+            row["nvml_samples"] = sampler.samples
+
+    seconds = backend.seconds
+    warmup = min(args.warmup, len(seconds) - 1)  # a run that stops early still keeps one timed epoch
+    timed = seconds[warmup:]
+    row.update(warmup_epochs=warmup, epochs=len(timed), first_epoch_s=seconds[0],
+               median_epoch_s=statistics.median(timed), mean_epoch_s=statistics.fmean(timed),
+               min_epoch_s=min(timed), max_epoch_s=max(timed), total_s=row["setup_s"] + sum(seconds))
+    if kind == "gpu":
+        row["framework_peak_mb"], row["framework_reserved_mb"] = framework_peak(args.backend, index)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m bench.worker", description=__doc__.splitlines()[0])
+    arg = parser.add_argument
+    arg("--backend", required=True, choices=("mxnet", "torch"))
+    arg("--device", required=True, help="cpu or gpuN")
+    arg("--size", type=int, required=True, help="long edge in pixels")
+    arg("--epochs", type=int, default=10, help="timed epochs (fixed mode)")
+    arg("--warmup", type=int, default=2, help="epochs run before the timed ones, left out of the median")
+    arg("--stop-eps", type=float, help="time a whole run until the relative change drops below this")
+    arg("--max-epochs", type=int, default=1000, help="upper bound on epochs in --stop-eps mode")
+    arg("--model", default="vgg19")
+    arg("--model-dir", required=True)
+    arg("--random-weights", action="store_true", help="seeded random weights even when the file exists")
+    arg("--content", required=True)
+    arg("--style", required=True)
+    arg("--threads", type=int, required=True)
+    arg("--seed", type=int, default=0)
+    arg("--nvml-interval", type=float, default=0.01, help="seconds between GPU memory samples")
+    arg("--inject-failure", choices=("error", "oom"), help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.update(thread_environment(args.threads))  # before mxnet or torch is imported
+    row = {"backend": args.backend, "device": args.device, "long_edge": args.size, "model": args.model,
+           "threads": args.threads, "stop_eps": args.stop_eps, "mem_kind": "rss" if args.device == "cpu" else None}
+    try:
+        measure(args, row)
+        row["status"], row["note"] = "ok", ""
+    except Exception as error:  # noqa: BLE001 -- every failure becomes a row; the traceback goes to stderr
+        traceback.print_exc(file=sys.stderr)
+        row["status"], row["note"] = classify(error)
+    row["rss_peak_mb"] = hwm_rss_mb()
+    if row["mem_kind"] == "rss":
+        row["peak_mem_mb"] = row["rss_peak_mb"]
+    print(RESULT_PREFIX + json.dumps(row), flush=True)
+    return 0 if row["status"] == "ok" else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
