@@ -15,6 +15,7 @@ import time
 from tqdm import tqdm
 
 from bench import machine, report, worker
+from nstyle.backends import BACKENDS
 from nstyle.cli import PROJECT_DIR, build_parser
 from nstyle.files import atomic_write
 from nstyle.vgg import CONVS_PER_BLOCK
@@ -25,13 +26,20 @@ SAMPLE_DIRS = (os.path.join(PROJECT_DIR, "input"), os.path.join(os.path.dirname(
 # Once a backend cannot use a device at one size it cannot at any other: reuse that row, run no worker.
 SAME_AT_EVERY_SIZE = ("no-device", "unsupported")
 
+# What a row of a configuration that was not run keeps from the row it copies (the rest was measured there).
+UNAVAILABLE_KEEPS = ("backend", "device", "device_name", "model", "threads", "thread_setting", "library", "status",
+                     "note")
+
+# Whole numbers that a failed row may leave empty (pandas would write the column as floats otherwise).
+INTEGER_COLUMNS = ("long_edge", "height", "width", "pixels", "epochs", "warmup_epochs", "threads", "nvml_samples")
+
 # Columns first in results.csv, in this order; any further ones the workers report follow.
 COLUMNS = ("machine", "backend", "device", "device_name", "long_edge", "height", "width", "pixels", "epochs",
            "warmup_epochs", "setup_s", "median_epoch_s", "total_s", "peak_mem_mb", "mem_kind", "status", "note",
            "model", "weights", "threads", "thread_setting", "library", "framework_peak_mb",
            "framework_reserved_mb", "rss_peak_mb", "baseline_rss_mb", "first_epoch_s", "mean_epoch_s",
            "min_epoch_s", "max_epoch_s", "import_s", "stop_eps", "stop_reason", "last_change", "nvml_samples",
-           "wall_s")
+           "load_avg", "wall_s")
 
 
 def sample_image(name):
@@ -88,9 +96,12 @@ def check_args(parser, args):
     for device in args.devices:
         if device != "cpu" and not (device.startswith("gpu") and device[3:].isdigit()):
             parser.error(f"--devices: {device!r} is not cpu or gpuN")
-    unknown = set(args.backends) - {"mxnet", "torch"}
+    unknown = set(args.backends) - set(BACKENDS)
     if unknown:
-        parser.error(f"--backends: unknown {', '.join(sorted(unknown))}; choose from mxnet, torch")
+        parser.error(f"--backends: unknown {', '.join(sorted(unknown))}; choose from {', '.join(sorted(BACKENDS))}")
+    for flag, path in (("--content", args.content), ("--style", args.style)):
+        if not os.path.isfile(path):
+            parser.error(f"{flag} {path}: no such file; run ./download.sh for the sample pair, or give an image")
     if min(args.sizes) < 1 or args.epochs < 1 or args.warmup < 0 or args.threads < 1 or args.max_epochs < 1:
         parser.error("sizes, --epochs, --threads and --max-epochs must be ≥ 1, --warmup ≥ 0")
 
@@ -139,6 +150,10 @@ def run_worker(args, backend, device, size, log_path):
             process.communicate()
             return dict(row, status="timeout", note=f"stopped after {args.timeout:g} s (--timeout)",
                         wall_s=time.perf_counter() - started)
+        except BaseException:  # Ctrl-C: the worker, in a session of its own, would otherwise run on
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
     wall = time.perf_counter() - started
     for line in stdout.splitlines():
         if line.startswith(worker.RESULT_PREFIX):
@@ -158,7 +173,33 @@ def write_results(rows, out_dir, label):
     import pandas as pd
     frame = pd.DataFrame([dict(row, machine=label) for row in rows])
     columns = list(COLUMNS) + sorted(set(frame.columns) - set(COLUMNS))
-    atomic_write(os.path.join(out_dir, "results.csv"), frame.reindex(columns=columns).to_csv(index=False).encode())
+    frame = frame.reindex(columns=columns)
+    for column in INTEGER_COLUMNS:
+        frame[column] = frame[column].astype("Int64")
+    atomic_write(os.path.join(out_dir, "results.csv"), frame.to_csv(index=False).encode())
+
+
+def run_all(args, label):
+    """Every configuration, one worker each, results.csv rewritten after each."""
+    rows, unavailable = [], {}
+    bar = tqdm(configurations(args), unit="config", dynamic_ncols=True, desc="bench")
+    for backend, device, size in bar:
+        bar.set_description(f"{backend} {device} {size}px")
+        known = unavailable.get((backend, device))
+        if known:
+            row = {key: known[key] for key in UNAVAILABLE_KEEPS if key in known}
+            row.update(long_edge=size, note=f"{known['note']} (as at {known['long_edge']} px; not run)")
+        else:
+            log_path = os.path.join(args.out, "logs", f"{backend}-{device}-{size}.log")
+            row = run_worker(args, backend, device, size, log_path)
+            if row["status"] in SAME_AT_EVERY_SIZE:
+                unavailable[(backend, device)] = row
+        rows.append(row)
+        write_results(rows, args.out, label)  # after every configuration: a crash keeps what was measured
+        if row["status"] != "ok":
+            tqdm.write(f"{backend} {device} {size}px: {row['status']}: {row['note']}", file=sys.stderr)
+    bar.close()
+
 
 
 def main(argv=None):
@@ -172,26 +213,12 @@ def main(argv=None):
     info.update(label=label, command=" ".join(["python -m bench"] + (sys.argv[1:] if argv is None else argv)))
     atomic_write(os.path.join(args.out, "machine.json"), (json.dumps(info, indent=2) + "\n").encode())
 
-    rows, unavailable = [], {}
-    bar = tqdm(configurations(args), unit="config", dynamic_ncols=True, desc="bench")
-    for backend, device, size in bar:
-        bar.set_description(f"{backend} {device} {size}px")
-        known = unavailable.get((backend, device))
-        if known:
-            row = dict(known, long_edge=size, note=f"{known['note']} (as at {known['long_edge']} px; not run)")
-            for key in ("height", "width", "pixels", "wall_s"):
-                row.pop(key, None)
-        else:
-            log_path = os.path.join(args.out, "logs", f"{backend}-{device}-{size}.log")
-            row = run_worker(args, backend, device, size, log_path)
-            if row["status"] in SAME_AT_EVERY_SIZE:
-                unavailable[(backend, device)] = row
-        rows.append(row)
-        write_results(rows, args.out, label)  # after every configuration: a crash keeps what was measured
-        if row["status"] != "ok":
-            tqdm.write(f"{backend} {device} {size}px: {row['status']}: {row['note']}")
-    bar.close()
-
+    try:
+        run_all(args, label)
+    except KeyboardInterrupt:
+        print(f"interrupted; the configurations that finished are in {os.path.join(args.out, 'results.csv')}",
+              file=sys.stderr)
+        return 130
     report.write_report([args.out], args.out, runtime_epochs=args.runtime_epochs)
     print(f"results: {os.path.join(args.out, 'results.csv')}; report: {os.path.join(args.out, 'report.md')}")
     return 0

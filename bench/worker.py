@@ -13,6 +13,8 @@ import threading
 import time
 import traceback
 
+from nstyle.backends import BACKENDS  # only a table: no framework is imported
+
 RESULT_PREFIX = "BENCH-RESULT "
 
 # mxnet-cu112 1.9.1 carries GPU code for sm_50..sm_86 and no PTX (../shared/DESIGN.md): nothing for Hopper.
@@ -115,7 +117,11 @@ class GpuMemorySampler:
 
     def sample(self):
         nvml = self.pynvml
-        for process in nvml.nvmlDeviceGetComputeRunningProcesses(self.handle):
+        try:
+            processes = nvml.nvmlDeviceGetComputeRunningProcesses(self.handle)
+        except nvml.NVMLError:  # not supported on some setups (MIG, vGPU): the device's used memory remains
+            processes = []
+        for process in processes:
             if process.pid == self.pid and process.usedGpuMemory is not None:
                 self.peak_process = max(self.peak_process or 0, process.usedGpuMemory)
         self.peak_used = max(self.peak_used, nvml.nvmlDeviceGetMemoryInfo(self.handle).used)
@@ -158,6 +164,8 @@ class TimedBackend:
 
 def framework_facts(backend_name, threads):
     """Import the framework and fix its threads; {"library", "cuda_built", "thread_setting"}."""
+    from nstyle.backends import backend_class
+    backend_class(backend_name)  # imports the framework as nstyle does (for MXNet: the CUDA wheels' libraries first)
     if backend_name == "mxnet":
         import mxnet as mx
         from bench.machine import mxnet_distribution
@@ -172,7 +180,10 @@ def framework_facts(backend_name, threads):
 
 
 def check_gpu(backend_name, index, facts):
-    """NVML and the GPU's facts for a GPU run, or Unavailable saying why this backend cannot use it."""
+    """NVML and the GPU's facts for a GPU run, or Unavailable saying why this backend cannot use it.
+
+    gpuN is NVML's (and nvidia-smi's) index N, the same as the frameworks' unless CUDA_VISIBLE_DEVICES reorders.
+    """
     from bench import machine
     build = "" if facts["cuda_built"] else f"; this {facts['library']} build has no CUDA either"
     pynvml, why = machine.nvml()
@@ -200,14 +211,11 @@ def framework_peak(backend_name, index):
     return None, None  # MXNet 1.9 has no peak counter (only the device-wide gpu_memory_info)
 
 
-def settings_for(model):
-    """The settings run.py would use for this model: its own defaults, not a copy of them."""
-    from nstyle.algorithm import StyleSettings
-    from nstyle.cli import LOSS_WEIGHTS_BY_MODEL, build_parser
-    parser = build_parser()
-    content_weight, style_weight = LOSS_WEIGHTS_BY_MODEL[model]
-    return StyleSettings(content_weight=content_weight, style_weight=style_weight,
-                         tv_weight=parser.get_default("tv_weight"), lr=parser.get_default("lr"))
+def run_defaults(model):
+    """(StyleSettings, max epochs) that run.py would use for this model: its own defaults, not a copy of them."""
+    from nstyle.cli import build_parser, style_settings
+    defaults = build_parser().parse_args(["--content-image", "-", "--style-image", "-"])
+    return style_settings(model, defaults), defaults.max_num_epochs
 
 
 def measure(args, row):
@@ -225,11 +233,11 @@ def measure(args, row):
     row["import_s"] = time.perf_counter() - started
     row["library"], row["thread_setting"] = facts["library"], facts["thread_setting"]
     row["baseline_rss_mb"] = current_rss_mb()
-    row["device_name"] = cpu_model()
+    if kind == "cpu":
+        row["device_name"] = cpu_model()
 
     started = time.perf_counter()
-    content_rgb = imageio.resize_long_edge(imageio.load_image(args.content), args.size)
-    style_rgb = imageio.resize_to(imageio.load_image(args.style), content_rgb.shape[:2])
+    content_rgb, style_rgb = imageio.load_pair(args.content, args.style, args.size)
     row["height"], row["width"] = content_rgb.shape[:2]
     row["pixels"] = row["height"] * row["width"]
     sampler = None
@@ -243,10 +251,10 @@ def measure(args, row):
             weights, row["weights"] = load_weights(args.model, path), "file"
         else:
             weights, row["weights"] = random_weights(args.model, seed=args.seed), "random"
+        settings, default_max_epochs = run_defaults(args.model)
         content = imageio.preprocess(content_rgb)
         backend = TimedBackend(create_backend(args.backend, weights, content, imageio.preprocess(style_rgb),
-                                              settings_for(args.model), args.device,
-                                              initial_image(content.shape, args.seed)))
+                                              settings, args.device, initial_image(content.shape, args.seed)))
         row["setup_s"] = time.perf_counter() - started
         if args.inject_failure == "oom":
             raise MemoryError("injected out-of-memory after setup (--inject-failure test hook)")
@@ -256,8 +264,12 @@ def measure(args, row):
         if args.stop_eps is None:  # a fixed number of epochs: warm-up, then the timed ones
             optimize(backend, args.warmup + args.epochs, stop_eps=0.0, progress=False)
         else:  # a whole run, as run.py does it, until the change drops below stop_eps
-            result = optimize(backend, args.max_epochs, stop_eps=args.stop_eps, progress=False)
-            row.update(stop_reason=result.stop_reason, last_change=result.last_change)
+            max_epochs = args.max_epochs or default_max_epochs
+            result = optimize(backend, max_epochs, stop_eps=args.stop_eps, progress=False)
+            row.update(stop_reason=result.stop_reason, last_change=result.last_change,
+                       note=(f"converged: relative change {result.last_change:.4g} < {args.stop_eps:g}"
+                             if result.stop_reason == "converged" else f"no convergence in {max_epochs} epochs "
+                             f"(relative change {result.last_change:.4g})"))
     finally:
         if sampler is not None:
             sampler.stop()
@@ -277,13 +289,13 @@ def measure(args, row):
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench.worker", description=__doc__.splitlines()[0])
     arg = parser.add_argument
-    arg("--backend", required=True, choices=("mxnet", "torch"))
+    arg("--backend", required=True, choices=sorted(BACKENDS))
     arg("--device", required=True, help="cpu or gpuN")
     arg("--size", type=int, required=True, help="long edge in pixels")
     arg("--epochs", type=int, default=10, help="timed epochs (fixed mode)")
     arg("--warmup", type=int, default=2, help="epochs run before the timed ones, left out of the median")
     arg("--stop-eps", type=float, help="time a whole run until the relative change drops below this")
-    arg("--max-epochs", type=int, default=1000, help="upper bound on epochs in --stop-eps mode")
+    arg("--max-epochs", type=int, help="upper bound on epochs in --stop-eps mode (default: run.py's)")
     arg("--model", default="vgg19")
     arg("--model-dir", required=True)
     arg("--random-weights", action="store_true", help="seeded random weights even when the file exists")
@@ -300,10 +312,12 @@ def main(argv=None):
     args = parse_args(argv)
     os.environ.update(thread_environment(args.threads))  # before mxnet or torch is imported
     row = {"backend": args.backend, "device": args.device, "long_edge": args.size, "model": args.model,
-           "threads": args.threads, "stop_eps": args.stop_eps, "mem_kind": "rss" if args.device == "cpu" else None}
+           "threads": args.threads, "load_avg": os.getloadavg()[0], "stop_eps": args.stop_eps,
+           "mem_kind": "rss" if args.device == "cpu" else None}
     try:
         measure(args, row)
-        row["status"], row["note"] = "ok", ""
+        row["status"] = "ok"
+        row.setdefault("note", "")
     except Exception as error:  # noqa: BLE001 -- every failure becomes a row; the traceback goes to stderr
         traceback.print_exc(file=sys.stderr)
         row["status"], row["note"] = classify(error)

@@ -17,7 +17,7 @@ PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # content : style balance per model, chosen by looking at results (README, "Defaults"). The example's
 # 10 : 1 was tuned for its VGG19 file; the VGG16 weights weigh style more heavily at the same ratio.
-LOSS_WEIGHTS_BY_MODEL = {"vgg19": (10.0, 1.0), "vgg16": (10.0, 1.0)}
+LOSS_WEIGHTS_BY_MODEL = {"vgg19": (10.0, 1.0), "vgg16": (400.0, 1.0)}
 
 log = logging.getLogger("nstyle")
 
@@ -103,6 +103,15 @@ def choose_model(args):
     return model_name
 
 
+def style_settings(model_name, args):
+    """StyleSettings from parsed flags, with the model's loss weights where the flags leave them unset."""
+    default_content, default_style = LOSS_WEIGHTS_BY_MODEL[model_name]
+    return StyleSettings(
+        content_weight=default_content if args.content_weight is None else args.content_weight,
+        style_weight=default_style if args.style_weight is None else args.style_weight,
+        tv_weight=args.tv_weight, lr=args.lr)
+
+
 def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -110,16 +119,11 @@ def peak_rss_mb():
 def stylize(args):
     check_numbers(args)
     imageio.check_output_path(args.output)
-    content_rgb = imageio.resize_long_edge(imageio.load_image(args.content_image), args.max_long_edge)
-    style_rgb = imageio.resize_to(imageio.load_image(args.style_image), content_rgb.shape[:2])
+    content_rgb, style_rgb = imageio.load_pair(args.content_image, args.style_image, args.max_long_edge)
     model_name = choose_model(args)
     weights = load_weights(model_name, params_path(args.model_dir, model_name))
     device = choose_device(args.gpu, args.backend)
-    default_content, default_style = LOSS_WEIGHTS_BY_MODEL[model_name]
-    settings = StyleSettings(
-        content_weight=default_content if args.content_weight is None else args.content_weight,
-        style_weight=default_style if args.style_weight is None else args.style_weight,
-        tv_weight=args.tv_weight, lr=args.lr)
+    settings = style_settings(model_name, args)
     content = imageio.preprocess(content_rgb)
     log.info("%s on %s, %s, %dx%d, content %g : style %g", args.backend, device, model_name,
              content.shape[3], content.shape[2], settings.content_weight, settings.style_weight)

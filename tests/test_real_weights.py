@@ -64,12 +64,13 @@ def test_stylizes_the_sample_pair(tmp_path, vgg16_dir):
                  "--max-long-edge", str(LONG_EDGE), "--gpu", "-1", "--output", str(output), "--quiet",
                  "--max-num-epochs", "300"]) == 0
     result = imageio.load_image(output)
-    content = imageio.resize_long_edge(imageio.load_image(CONTENT), LONG_EDGE)
-    style = imageio.resize_to(imageio.load_image(STYLE), content.shape[:2])
+    content, style = imageio.load_pair(CONTENT, STYLE, LONG_EDGE)
     weights = load_weights("vgg16", os.path.join(vgg16_dir, "vgg16.params"))
     style_pre = imageio.preprocess(style)
     from_result = style_distance(weights, imageio.preprocess(result), style_pre)
     from_content = style_distance(weights, imageio.preprocess(content), style_pre)
     assert from_result <= 0.5 * from_content, (from_result, from_content)
+    # Measured at 256 px: the style image itself scores 0.57 against the photo (both are darker below), a
+    # 10 : 1 run that lost the buildings 0.23, the 400 : 1 default 0.88.
     kept, baseline = layout_correlation(content, result), layout_correlation(content, style)
-    assert kept >= 0.6 and kept >= baseline + 0.3, (kept, baseline)
+    assert kept >= 0.75 and kept > baseline, (kept, baseline)

@@ -1,0 +1,278 @@
+"""The bench harness: end to end on tiny sizes, failure rows, and the report from a CSV fixture."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import bench.__main__ as bench_main
+from bench import machine, report, worker
+
+PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURE = os.path.join(PROJECT, "tests", "fixtures", "bench_results.csv")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """A small landscape content image (2:3, as the sample) and a style image of another size."""
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (60, 90, 3), dtype=np.uint8)).save(folder / "content.png")
+    Image.fromarray(rng.integers(0, 256, (50, 40, 3), dtype=np.uint8)).save(folder / "style.png")
+    return str(folder / "content.png"), str(folder / "style.png")
+
+
+def run_bench(tmp_path, images, *flags):
+    """python -m bench with tiny settings and random weights (an empty model folder); (process, rows)."""
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "bench", "--content", images[0], "--style", images[1], "--epochs", "2",
+               "--warmup", "1", "--threads", "1", "--model-dir", str(tmp_path / "no-model"), "--out", str(out),
+               *flags]
+    process = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stderr[-3000:]
+    return process, pd.read_csv(out / "results.csv", keep_default_na=True), out
+
+
+def test_bench_end_to_end_both_backends(tmp_path, images):
+    _, rows, out = run_bench(tmp_path, images, "--backends", "mxnet,torch", "--devices", "cpu", "--sizes", "48,32")
+    assert list(zip(rows["long_edge"], rows["backend"])) == [(32, "mxnet"), (32, "torch"), (48, "mxnet"),
+                                                             (48, "torch")]
+    assert (rows["status"] == "ok").all(), rows[["backend", "long_edge", "status", "note"]]
+    for column in bench_main.COLUMNS:
+        assert column in rows.columns
+    assert list(rows["height"]) == [21, 21, 32, 32] and list(rows["width"]) == [32, 32, 48, 48]
+    assert (rows["pixels"] == rows["height"] * rows["width"]).all()
+    assert (rows["epochs"] == 2).all() and (rows["warmup_epochs"] == 1).all()
+    assert (rows["weights"] == "random").all() and (rows["model"] == "vgg19").all()
+    assert (rows["mem_kind"] == "rss").all() and (rows["device"] == "cpu").all()
+    assert (rows["peak_mem_mb"] > 50).all() and (rows["peak_mem_mb"] == rows["rss_peak_mb"]).all()
+    assert (rows["min_epoch_s"] <= rows["median_epoch_s"]).all()
+    assert (rows["median_epoch_s"] <= rows["max_epoch_s"]).all()
+    assert (rows["total_s"] >= rows["setup_s"] + 3 * rows["min_epoch_s"] - 1e-9).all()
+    assert (rows["threads"] == 1).all()
+    settings = dict(zip(rows["backend"], rows["thread_setting"]))
+    assert settings["mxnet"] == "OMP_NUM_THREADS=1 MXNET_CPU_WORKER_NTHREADS=1"
+    assert settings["torch"] == "torch.set_num_threads(1) -> 1"
+    assert rows["machine"].nunique() == 1
+
+    info = json.loads((out / "machine.json").read_text())
+    assert info["label"] == rows["machine"][0] and info["threads"] == 1 and "torch" in info["libraries"]
+    text = (out / "report.md").read_text()
+    for heading in ("## (a)", "## (b)", "## (c)", "## (d)"):
+        assert heading in text
+    assert "No successful run at 512 px" in text and "random" in text
+    for name in (report.MEMORY_PLOT, report.TIME_PLOT):
+        assert (out / name).read_bytes()[:8] == PNG_SIGNATURE
+    assert len(list((out / "logs").iterdir())) == 4
+
+
+def test_unusable_gpu_gives_a_row_per_backend_and_the_suite_goes_on(tmp_path, images):
+    process, rows, out = run_bench(tmp_path, images, "--backends", "mxnet,torch", "--devices", "gpu0",
+                                   "--sizes", "32,48")
+    assert len(rows) == 4 and (rows["device"] == "gpu0").all()
+    assert set(rows["status"]) <= {"ok", "no-device", "unsupported"}
+    if not machine.gpus()[0]:  # no NVIDIA driver here: nothing can run on gpu0
+        assert (rows["status"] == "no-device").all()
+        assert rows["note"].str.contains("no NVIDIA GPU here").all()
+        assert rows["note"].str.contains("not run").sum() == 2  # the second size reuses the first one's answer
+        assert len(list((out / "logs").iterdir())) == 2
+    assert "no-device" in process.stderr or "unsupported" in process.stderr or (rows["status"] == "ok").all()
+    assert (out / "report.md").is_file()
+
+
+def test_a_failing_configuration_becomes_an_error_row(tmp_path, images):
+    _, rows, out = run_bench(tmp_path, images, "--backends", "mxnet", "--sizes", "32,48", "--inject-failure", "32")
+    failed, passed = rows.iloc[0], rows.iloc[1]
+    assert (failed["long_edge"], failed["status"]) == (32, "error")
+    assert failed["note"] == "RuntimeError: injected failure after setup (--inject-failure test hook)"
+    assert pd.isna(failed["median_epoch_s"]) and failed["setup_s"] > 0
+    assert (passed["long_edge"], passed["status"]) == (48, "ok")
+    assert "Traceback" in (out / "logs" / "mxnet-cpu-32.log").read_text()  # the traceback is kept, in the log
+
+
+@pytest.mark.parametrize("error, status, note", [
+    (MemoryError(), "oom", "MemoryError"),
+    (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "oom",
+     "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"),
+    (RuntimeError("Traceback (most recent call last):\n  File \"x.cc\", line 1\n"
+                  "MXNetError: cudaMalloc retry failed: out of memory\n  more"), "oom",
+     "RuntimeError: MXNetError: cudaMalloc retry failed: out of memory"),
+    (RuntimeError("Traceback (most recent call last):\n  File \"x.cc\", line 1\nCheck failed: e == CUDNN"),
+     "error", "RuntimeError: Check failed: e == CUDNN"),
+    (RuntimeError("CUDA error: no kernel image is available for execution on the device"), "unsupported",
+     "RuntimeError: CUDA error: no kernel image is available for execution on the device"),
+    (worker.Unavailable("no-device", "no GPU 3: NVML sees 1 GPU(s)"), "no-device", "no GPU 3: NVML sees 1 GPU(s)"),
+])
+def test_failures_are_classified_with_one_line(error, status, note):
+    assert worker.classify(error) == (status, note)
+
+
+@pytest.mark.parametrize("script, timeout, status, note", [
+    ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", 60, "oom", "SIGKILL"),
+    ("import sys; print('boom', file=sys.stderr); sys.exit(5)", 60, "error", "exit code 5"),
+    ("import time; time.sleep(30)", 0.5, "timeout", "stopped after 0.5 s"),
+])
+def test_a_worker_that_dies_without_a_result_still_gives_a_row(tmp_path, monkeypatch, script, timeout, status, note):
+    monkeypatch.setattr(bench_main, "worker_command", lambda *args: [sys.executable, "-c", script])
+    args = types.SimpleNamespace(model="vgg19", threads=1, timeout=timeout)
+    row = bench_main.run_worker(args, "torch", "cpu", 64, str(tmp_path / "log.txt"))
+    assert row["status"] == status and note in row["note"]
+    assert (row["backend"], row["device"], row["long_edge"]) == ("torch", "cpu", 64)
+    if status == "error":
+        assert row["note"].endswith("last output: boom")
+
+
+@pytest.fixture
+def fixture_dir(tmp_path):
+    folder = tmp_path / "fixture"
+    folder.mkdir()
+    shutil.copy(FIXTURE, folder / "results.csv")
+    return folder
+
+
+def table_row(text, first_cell):
+    """The cells of the markdown table row whose first cell is first_cell."""
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == first_cell:
+            return cells
+    raise AssertionError(f"no row {first_cell!r} in the report")
+
+
+def test_report_from_fixture(fixture_dir):
+    """The fixture's numbers follow exact lines: MXNet 200 MB + 3000 MB/MP and 0.01 s + 0.5 s/MP, PyTorch 400 MB
+    + 6000 MB/MP and 0.02 s + 0.75 s/MP; setup 2 s and 3 s."""
+    assert report.main([str(fixture_dir)]) == 0
+    text = (fixture_dir / "report.md").read_text()
+    # (a) at 512 px (341×512 = 0.174592 MP): memory 723.8 vs 1447.6 MB, epochs 0.097296 vs 0.150944 s.
+    assert table_row(text, "**article: Torch / MXNet**")[3:6] == ["**1.95×**", "", "**1.92×**"]
+    assert table_row(text, "ours: mxnet-cu112 1.9.1")[3:6] == ["724 (nvml-process)", "0.0973",
+                                                               "99 (projected, 1000 epochs)"]  # 2 + 1000 × 0.0973
+    assert table_row(text, "ours: torch 2.13.0+cu121")[5] == "154 (projected, 1000 epochs)"
+    assert table_row(text, "**ours: PyTorch / MXNet** (Test GPU)")[3:6] == ["**2.00×**", "**1.55×**", "1.55×"]
+    # (c) the fits recover the lines.
+    assert table_row(text, "MXNet on gpu0 (Test GPU)")[1:8] == ["256, 512", "3,000", "200", "1.000", "0.500",
+                                                               "0.0100", "1.000"]
+    assert table_row(text, "PyTorch on gpu0 (Test GPU)")[1:8] == ["256, 512", "6,000", "400", "1.000", "0.750",
+                                                                 "0.0200", "1.000"]
+    # (d) 4 GB for MXNet: (4096 − 200) / 3000 = 1.29867 MP; at 2:3 the long edge is √(1.29867e6 × 3/2) = 1395.7.
+    budget = [line for line in text.splitlines() if line.startswith("| MXNet on gpu0") and "px" in line][0]
+    assert "| 1,395 px (930×1395) |" in budget and "| 2,458 px (1639×2458) |" in budget
+    assert "aspect 2:3" in text
+    torch_budget = [line for line in text.splitlines() if line.startswith("| PyTorch on gpu0") and "px" in line][0]
+    assert "| 641 px (427×641) |" in torch_budget  # (2048 − 400) / 6000 MP
+    # (b) failed rows are listed with their notes, and left out of the fits.
+    assert "| unsupported | mxnet-cu112 1.9.1 has no code for sm_90" in text
+    assert "| oom | OutOfMemoryError: CUDA out of memory" in text
+    for name in (report.MEMORY_PLOT, report.TIME_PLOT):
+        assert (fixture_dir / name).read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_report_merges_several_machines(tmp_path, fixture_dir):
+    other = tmp_path / "other"
+    other.mkdir()
+    frame = pd.read_csv(FIXTURE)
+    frame["machine"], frame["device_name"] = "second-gpu", "Other GPU"
+    frame["peak_mem_mb"] *= 2
+    frame.to_csv(other / "results.csv", index=False)
+    (other / "machine.json").write_text(json.dumps({"label": "second-gpu", "cpu_model": "Test CPU", "gpus": [],
+                                                    "threads": 4, "libraries": {"torch": "2.13.0"}}))
+    merged = tmp_path / "merged"
+    with pytest.raises(SystemExit):  # merging needs a folder of its own
+        report.main([str(fixture_dir), str(other)])
+    assert report.main([str(fixture_dir), str(other), "--out", str(merged)]) == 0
+    text = (merged / "report.md").read_text()
+    assert "machines: fixture-gpu, second-gpu" in text
+    assert table_row(text, "MXNet on gpu0 (Test GPU) [fixture-gpu]")[2] == "3,000"
+    assert table_row(text, "MXNet on gpu0 (Other GPU) [second-gpu]")[2] == "6,000"
+    assert table_row(text, "**ours: PyTorch / MXNet** (Other GPU)")[3] == "**2.00×**"
+    assert len(pd.read_csv(merged / "results.csv")) == 12
+    assert "**second-gpu**: CPU Test CPU" in text
+
+
+def test_report_keeps_two_runs_of_the_same_machine_apart(tmp_path, fixture_dir):
+    again = tmp_path / "again"
+    shutil.copytree(fixture_dir, again)
+    assert report.main([str(fixture_dir), str(again), "--out", str(tmp_path / "merged")]) == 0
+    text = (tmp_path / "merged" / "report.md").read_text()
+    assert "machines: fixture-gpu, fixture-gpu (again)" in text
+    assert table_row(text, "MXNet on gpu0 (Test GPU) [fixture-gpu (again)]")[2] == "3,000"
+
+
+def test_largest_long_edge_edge_cases():
+    assert report.largest_long_edge(3000, 200, 4096, 2 / 3) == 1395
+    assert report.largest_long_edge(3000, 5000, 4096, 2 / 3) is None  # the intercept alone is over budget
+    assert report.largest_long_edge(float("nan"), 200, 4096, 2 / 3) is None  # one size: no fit
+    assert report.largest_long_edge(-5, 200, 4096, 2 / 3) is None
+
+
+class FakeNVML:
+    """Just enough of pynvml for the sampler and the GPU check: one GPU whose used memory grows per call."""
+
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self, listed_pid, capability=(9, 0)):
+        self.listed_pid, self.capability, self.used = listed_pid, capability, 1000 * 2**20
+
+    def nvmlDeviceGetCount(self):
+        return 1
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        return index
+
+    def nvmlDeviceGetName(self, handle):
+        return "Fake H100"
+
+    def nvmlDeviceGetCudaComputeCapability(self, handle):
+        return self.capability
+
+    def nvmlDeviceGetMemoryInfo(self, handle):
+        self.used += 10 * 2**20
+        return types.SimpleNamespace(used=self.used, total=80 * 2**30)
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle):
+        if self.listed_pid is None:
+            raise self.NVMLError("not supported")
+        return [types.SimpleNamespace(pid=self.listed_pid, usedGpuMemory=700 * 2**20),
+                types.SimpleNamespace(pid=1, usedGpuMemory=9000 * 2**20)]
+
+
+@pytest.mark.parametrize("listed_pid, kind", [(os.getpid(), "nvml-process"), (12345, "nvml-device-delta"),
+                                              (None, "nvml-device-delta")])
+def test_gpu_memory_sampler(listed_pid, kind):
+    sampler = worker.GpuMemorySampler(FakeNVML(listed_pid), 0, interval=0.001).start()
+    sampler.stop()
+    peak, got_kind = sampler.peak()
+    assert got_kind == kind and sampler.samples >= 1
+    # This process's own entry, never another's; else what the device's used memory grew by (10 MB a call).
+    assert peak == (700 if kind == "nvml-process" else 10 * sampler.samples)
+
+
+@pytest.mark.parametrize("backend, capability, cuda_built, status, note", [
+    ("mxnet", (9, 0), True, "unsupported", "mxnet-cu112 1.9.1 has no code for sm_90 (Fake H100); its kernels "
+                                            "stop at sm_86, no PTX"),
+    ("mxnet", (8, 6), False, "unsupported", "this mxnet 1.9.1 build has no CUDA"),
+    ("torch", (9, 0), True, None, None),
+    ("mxnet", (8, 6), True, None, None),
+])
+def test_gpu_check(monkeypatch, backend, capability, cuda_built, status, note):
+    monkeypatch.setattr(machine, "nvml", lambda: (FakeNVML(None, capability), None))
+    library = {"mxnet": "mxnet-cu112 1.9.1" if cuda_built else "mxnet 1.9.1", "torch": "torch 2.13.0+cu121"}[backend]
+    facts = {"library": library, "cuda_built": cuda_built}
+    if status is None:
+        assert worker.check_gpu(backend, 0, facts)[1]["name"] == "Fake H100"
+        return
+    with pytest.raises(worker.Unavailable) as caught:
+        worker.check_gpu(backend, 0, facts)
+    assert (caught.value.status, caught.value.note) == (status, note)
+    with pytest.raises(worker.Unavailable) as caught:
+        worker.check_gpu(backend, 1, facts)
+    assert caught.value.status == "no-device" and caught.value.note.startswith("no GPU 1: NVML sees 1 GPU(s)")
