@@ -14,6 +14,7 @@ import time
 import traceback
 
 from nstyle.backends import BACKENDS  # only a table: no framework is imported
+from nstyle.memory import OOM_MARKERS, is_out_of_memory, peak_rss_mb, process_memory_mb  # no framework either
 
 RESULT_PREFIX = "BENCH-RESULT "
 
@@ -24,9 +25,6 @@ MXNET_MAX_COMPUTE_CAPABILITY = (8, 6)
 # pool. (The VGG chain leaves the engine almost nothing to run in parallel anyway.)
 MXNET_ENGINE_WORKERS = 1
 
-# Substrings (lower case) of the messages frameworks give when an allocation fails.
-OOM_MARKERS = ("out of memory", "outofmemory", "bad_alloc", "cannot allocate memory", "failed to allocate",
-               "cudamalloc", "alloc_failed", "memoryerror")
 UNSUPPORTED_MARKERS = ("no kernel image", "invalid device function", "has no cuda")
 
 
@@ -61,39 +59,11 @@ def classify(error):
     if isinstance(error, Unavailable):
         return error.status, error.note
     text = f"{type(error).__name__}: {error}".lower()
-    if isinstance(error, MemoryError) or any(marker in text for marker in OOM_MARKERS):
+    if is_out_of_memory(error):
         return "oom", one_line(error)
     if any(marker in text for marker in UNSUPPORTED_MARKERS):
         return "unsupported", one_line(error)
     return "error", one_line(error)
-
-
-def hwm_rss_mb():
-    """Peak resident memory of this process image, MiB.
-
-    VmHWM rather than getrusage's ru_maxrss: Linux carries ru_maxrss across exec, so a worker started from a
-    big parent would report the parent's peak.
-    """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def current_rss_mb():
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
 
 
 class GpuMemorySampler:
@@ -232,7 +202,7 @@ def measure(args, row):
     facts = framework_facts(args.backend, args.threads)
     row["import_s"] = time.perf_counter() - started
     row["library"], row["thread_setting"] = facts["library"], facts["thread_setting"]
-    row["baseline_rss_mb"] = current_rss_mb()
+    row["baseline_rss_mb"] = process_memory_mb("VmRSS")
     if kind == "cpu":
         row["device_name"] = cpu_model()
 
@@ -262,10 +232,13 @@ def measure(args, row):
             raise RuntimeError("injected failure after setup (--inject-failure test hook)")
 
         if args.stop_eps is None:  # a fixed number of epochs: warm-up, then the timed ones
-            optimize(backend, args.warmup + args.epochs, stop_eps=0.0, progress=False)
+            result = optimize(backend, args.warmup + args.epochs, stop_eps=0.0, progress=False)
         else:  # a whole run, as run.py does it, until the change drops below stop_eps
             max_epochs = args.max_epochs or default_max_epochs
             result = optimize(backend, max_epochs, stop_eps=args.stop_eps, progress=False)
+        if result.stop_reason == "non-finite":  # the timings of a diverged run measure nothing
+            raise RuntimeError(f"NaN or inf in the image at epoch {result.epochs}")
+        if args.stop_eps is not None:
             row.update(stop_reason=result.stop_reason, last_change=result.last_change,
                        note=(f"converged: relative change {result.last_change:.4g} < {args.stop_eps:g}"
                              if result.stop_reason == "converged" else f"no convergence in {max_epochs} epochs "
@@ -321,7 +294,7 @@ def main(argv=None):
     except Exception as error:  # noqa: BLE001 -- every failure becomes a row; the traceback goes to stderr
         traceback.print_exc(file=sys.stderr)
         row["status"], row["note"] = classify(error)
-    row["rss_peak_mb"] = hwm_rss_mb()
+    row["rss_peak_mb"] = peak_rss_mb()
     if row["mem_kind"] == "rss":
         row["peak_mem_mb"] = row["rss_peak_mb"]
     print(RESULT_PREFIX + json.dumps(row), flush=True)

@@ -1,17 +1,23 @@
 """The command line of run.py: the article's flags, checked up front, errors as one line and an exit code."""
 import argparse
+import contextlib
+import functools
 import logging
 import math
 import os
-import resource
 import sys
+from dataclasses import dataclass
+from typing import Optional
 
-from nstyle import imageio
+import numpy as np
+
+from nstyle import checkpoint, imageio, memory
 from nstyle.algorithm import StyleSettings, initial_image
 from nstyle.backends import BACKENDS, create_backend, gpu_count
-from nstyle.errors import NStyleError, UsageError
+from nstyle.errors import NStyleError, RuntimeFailure, UsageError
+from nstyle.interrupt import StopOnSignal
 from nstyle.train import optimize
-from nstyle.vgg import CONVS_PER_BLOCK, available_model, load_weights, params_path
+from nstyle.vgg import CONVS_PER_BLOCK, VGGWeights, available_model, load_weights, params_path
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -19,11 +25,32 @@ PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 10 : 1 was tuned for its VGG19 file; the VGG16 weights weigh style more heavily at the same ratio.
 LOSS_WEIGHTS_BY_MODEL = {"vgg19": (10.0, 1.0), "vgg16": (400.0, 1.0)}
 
+# (flag, lowest allowed value, whether the lowest itself is allowed); every number must also be finite.
+# Unset weights (None) take the model's defaults.
+NUMBER_RANGES = (("--stop-eps", 0, True), ("--content-weight", 0, True), ("--style-weight", 0, True),
+                 ("--tv-weight", 0, True), ("--lr", 0, False), ("--remove-noise", 0, True),
+                 ("--max-num-epochs", 1, True), ("--max-long-edge", 1, True), ("--save-epochs", 0, True),
+                 ("--seed", 0, True))
+
+# A 10000 px square is imageio's input limit; larger sizes would only be upscaled past it, to no use.
+MAX_LONG_EDGE = math.isqrt(imageio.MAX_INPUT_PIXELS)
+
+# Refuse to start only when the memory model predicts more than this many times the free memory: its error is
+# a few per cent, so a refused run would not have fitted. Between 1× and this, the run starts with a warning.
+MEMORY_REFUSAL_FACTOR = 1.25
+
 log = logging.getLogger("nstyle")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as one UsageError line (exit 2) instead of the usage and the message."""
+
+    def error(self, message):
+        raise UsageError(f"{message}; see {self.prog} --help")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="run.py", description="Paint the content image in the style of the style image (Gatys et al.), "
                                    "as MXNet's neural-style example does.")
     arg = parser.add_argument
@@ -40,7 +67,8 @@ def build_parser():
     arg("--max-long-edge", type=int, default=512, help="resize so the longer side has this many pixels")
     arg("--lr", type=float, default=0.001, help="learning rate (×0.9 every 75 epochs)")
     arg("--gpu", default="auto", help="GPU index, -1 for the CPU; default: GPU 0 when one can be used, else CPU")
-    arg("--output", default=os.path.join("output", "out.jpg"), help="where to write the result")
+    arg("--output", default=os.path.join("output", "out.jpg"),
+        help="where to write the result (an existing file is replaced)")
     arg("--save-epochs", type=int, default=50, help="save an intermediate image every N epochs (0: never)")
     arg("--remove-noise", type=float, default=0.2,
         help="denoise strength applied when saving (0: off); see README")
@@ -48,38 +76,41 @@ def build_parser():
     arg("--backend", choices=sorted(BACKENDS), default="mxnet", help="framework that runs the network")
     arg("--seed", type=int, default=0, help="seed of the initial noise image")
     arg("--model-dir", default=os.path.join(PROJECT_DIR, "model"), help="folder holding <model>.params")
+    arg("--resume", action="store_true",
+        help="continue the interrupted run whose checkpoint <output stem>.ckpt.npz lies beside --output")
     arg("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
 def check_numbers(args):
-    finite = {"--stop-eps": args.stop_eps, "--tv-weight": args.tv_weight, "--lr": args.lr,
-              "--remove-noise": args.remove_noise, "--content-weight": args.content_weight,
-              "--style-weight": args.style_weight}
-    for flag, value in finite.items():
-        if value is not None and (not math.isfinite(value) or value < 0):
-            raise UsageError(f"{flag} must be a finite number ≥ 0, got {value}")
-    if args.lr == 0:
-        raise UsageError("--lr must be > 0")
-    if args.max_long_edge <= 0:
-        raise UsageError(f"--max-long-edge must be > 0, got {args.max_long_edge}")
-    if args.max_num_epochs < 1:
-        raise UsageError(f"--max-num-epochs must be ≥ 1, got {args.max_num_epochs}")
-    if args.save_epochs < 0:
-        raise UsageError(f"--save-epochs must be ≥ 0, got {args.save_epochs}")
+    for flag, lowest, lowest_allowed in NUMBER_RANGES:
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is None:
+            continue
+        if not math.isfinite(value):
+            raise UsageError(f"{flag} must be a finite number, got {value}")
+        if value < lowest or (value == lowest and not lowest_allowed):
+            raise UsageError(f"{flag} must be {'≥' if lowest_allowed else '>'} {lowest}, got {value:g}")
+    if args.max_long_edge > MAX_LONG_EDGE:
+        raise UsageError(f"--max-long-edge must be ≤ {MAX_LONG_EDGE}, got {args.max_long_edge}")
+
+
+def check_paths(args):
+    imageio.check_output_path(args.output)
+    for flag, path in (("--content-image", args.content_image), ("--style-image", args.style_image)):
+        if os.path.realpath(args.output) == os.path.realpath(path):
+            raise UsageError(f"--output {args.output} is the {flag}: it would be overwritten; choose another --output")
 
 
 def choose_device(gpu_flag, backend_name):
-    """'auto' | '-1' | 'N' -> "cpu" or "gpuN", with the reason logged for auto."""
+    """'auto' | '-1' | 'N' -> ("cpu" or "gpuN", the reason to log for auto or None)."""
     text = gpu_flag.strip()
     if "," in text:
         raise UsageError(f"--gpu {text}: several GPUs are not supported yet; give one index, or -1 for the CPU")
     if text == "auto":
         if gpu_count(backend_name) > 0:
-            log.info("device: GPU 0 (auto; --gpu -1 for the CPU)")
-            return "gpu0"
-        log.info("device: CPU (auto: %s sees no usable GPU)", backend_name)
-        return "cpu"
+            return "gpu0", "device: GPU 0 (auto; --gpu -1 for the CPU)"
+        return "cpu", f"device: CPU (auto: {backend_name} sees no usable GPU)"
     try:
         index = int(text)
     except ValueError:
@@ -87,20 +118,20 @@ def choose_device(gpu_flag, backend_name):
     if index < -1:
         raise UsageError(f"--gpu {index}: give a GPU index such as 0, or -1 for the CPU")
     if index == -1:
-        return "cpu"
+        return "cpu", None
     available = gpu_count(backend_name)
     if index >= available:
         raise UsageError(f"--gpu {index}: {backend_name} sees {available} GPU(s) here; use --gpu -1 for the CPU")
-    return f"gpu{index}"
+    return f"gpu{index}", None
 
 
 def choose_model(args):
+    """(model name, the reason to log when it was chosen for the user, else None)."""
     if args.model:
-        return args.model
+        return args.model, None
     model_name = available_model(args.model_dir)
-    log.info("model: %s (%s)", model_name, "the example's" if model_name == "vgg19"
-             else "model/vgg19.params not found; the offline VGG16 weights")
-    return model_name
+    return model_name, "model: %s (%s)" % (model_name, "the example's" if model_name == "vgg19"
+                                            else "model/vgg19.params not found; the offline VGG16 weights")
 
 
 def style_settings(model_name, args):
@@ -112,46 +143,170 @@ def style_settings(model_name, args):
         tv_weight=args.tv_weight, lr=args.lr)
 
 
-def peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def decisive_settings(args, model_name, settings):
+    """The flags that decide the result, per-model defaults filled in: a resumed run must have the same.
+
+    Not the seed (the checkpoint replaces the starting noise), nor the device, the stop rule or the saving.
+    """
+    return {"content_image": os.path.abspath(args.content_image), "style_image": os.path.abspath(args.style_image),
+            "max_long_edge": args.max_long_edge, "model": model_name, "backend": args.backend,
+            "content_weight": settings.content_weight, "style_weight": settings.style_weight,
+            "tv_weight": settings.tv_weight, "lr": settings.lr}
+
+
+@dataclass(frozen=True)
+class Job:
+    """A run whose every input has been checked: what the backend and the loop need."""
+    model_name: str
+    settings: StyleSettings
+    decisive: dict  # decisive_settings: stored in a checkpoint, compared on --resume
+    content: np.ndarray  # preprocessed, (1, 3, H, W)
+    style: np.ndarray
+    weights: VGGWeights
+    device: str
+    checkpoint_file: str
+    saved: Optional[checkpoint.Checkpoint]  # the checkpoint to continue (--resume), else None
+
+    @property
+    def first_epoch(self):
+        return 1 if self.saved is None else self.saved.epoch + 1
+
+
+def memory_advice(problem, args, job, available_mb):
+    """One line: what failed at which size, what the memory model predicts, and the largest size it fits."""
+    height, width = job.content.shape[2:]
+    text = f"{problem} at {width}x{height} px (--max-long-edge {args.max_long_edge}) on {job.device}"
+    predicted = memory.predicted_peak_mb(args.backend, job.device, job.model_name, height, width)
+    if predicted is not None and available_mb is not None:
+        text += (f": {args.backend} with {job.model_name} needs about {predicted:,.0f} MB by the memory model, "
+                 f"{available_mb:,.0f} MB is free")
+    fits = memory.largest_long_edge(available_mb, args.backend, job.device, job.model_name,
+                                    min(height, width) / max(height, width))
+    if fits == 0:
+        return text + "; not even a small image fits: close other programs and try again"
+    if fits is None or fits >= max(height, width):  # no model here, or it was wrong: other programs took memory?
+        return text + "; use a smaller --max-long-edge" + ("" if job.device == "cpu" else ", or --gpu -1 for the CPU")
+    return text + f"; this machine fits about {fits} px by the memory model: use --max-long-edge {fits} or less"
+
+
+def check_memory(args, job, available_mb):
+    """Fail before binding when the run clearly cannot fit: on Linux the kernel kills it otherwise, silently."""
+    predicted = memory.predicted_peak_mb(args.backend, job.device, job.model_name, *job.content.shape[2:])
+    if predicted is None or available_mb is None:
+        return
+    if predicted > available_mb * MEMORY_REFUSAL_FACTOR:
+        raise RuntimeFailure(memory_advice("not enough memory", args, job, available_mb))
+    if predicted > available_mb:
+        log.warning("warning: the memory model predicts %.0f MB for this run and %.0f MB is free; "
+                    "it may run out of memory", predicted, available_mb)
+
+
+@contextlib.contextmanager
+def out_of_memory_reported(advice):
+    """An allocation failure inside becomes a RuntimeFailure whose message is advice() (exit 1)."""
+    try:
+        yield
+    except NStyleError:
+        raise
+    except Exception as error:  # MemoryError, MXNetError, torch's OutOfMemoryError or RuntimeError
+        if not memory.is_out_of_memory(error):
+            raise
+        raise RuntimeFailure(advice()) from None
+
+
+def checkpoint_to_resume(args, checkpoint_file):
+    """The checkpoint --resume asks for; None for a fresh run, which must not overwrite one (work lost)."""
+    if args.resume:
+        return checkpoint.load_checkpoint(checkpoint_file)
+    if os.path.exists(checkpoint_file):
+        raise UsageError(f"{checkpoint_file} holds an interrupted run; add --resume to continue it, "
+                         "or delete that file to start afresh")
+    return None
+
+
+def prepare(args):
+    """Check every input, cheapest first, before anything is logged; (Job, lines to log)."""
+    check_numbers(args)
+    check_paths(args)
+    checkpoint_file = checkpoint.checkpoint_path(args.output)
+    saved = checkpoint_to_resume(args, checkpoint_file)
+    model_name, model_note = choose_model(args)
+    settings = style_settings(model_name, args)
+    decisive = decisive_settings(args, model_name, settings)
+    content_rgb, style_rgb = imageio.load_pair(args.content_image, args.style_image, args.max_long_edge)
+    content = imageio.preprocess(content_rgb)
+    if saved is not None:
+        checkpoint.check_resumable(saved, decisive, args.max_num_epochs, content.shape)
+    weights = load_weights(model_name, params_path(args.model_dir, model_name))
+    device, device_note = choose_device(args.gpu, args.backend)
+    job = Job(model_name, settings, decisive, content, imageio.preprocess(style_rgb), weights, device,
+              checkpoint_file, saved)
+    return job, [note for note in (model_note, device_note) if note]
+
+
+def save_output(args, path, image):
+    imageio.save_image(path, imageio.postprocess(image), args.remove_noise, args.denoise_method)
 
 
 def stylize(args):
-    check_numbers(args)
-    imageio.check_output_path(args.output)
-    content_rgb, style_rgb = imageio.load_pair(args.content_image, args.style_image, args.max_long_edge)
-    model_name = choose_model(args)
-    weights = load_weights(model_name, params_path(args.model_dir, model_name))
-    device = choose_device(args.gpu, args.backend)
-    settings = style_settings(model_name, args)
-    content = imageio.preprocess(content_rgb)
-    log.info("%s on %s, %s, %dx%d, content %g : style %g", args.backend, device, model_name,
-             content.shape[3], content.shape[2], settings.content_weight, settings.style_weight)
-    backend = create_backend(args.backend, weights, content, imageio.preprocess(style_rgb), settings, device,
-                             initial_image(content.shape, args.seed))
+    """Check the inputs, then run; the exit code (failures are raised as NStyleError)."""
+    job, notes = prepare(args)
+    for note in notes:
+        log.info(note)
+    if job.saved is not None:
+        log.info("resuming %s after epoch %d", job.checkpoint_file, job.saved.epoch)
+    elif os.path.exists(args.output):
+        log.info("%s exists; this run replaces it when it saves", args.output)
+    available_mb = memory.available_memory_mb(job.device, args.backend)
+    check_memory(args, job, available_mb)
+    log.info("%s on %s, %s, %dx%d, content %g : style %g", args.backend, job.device, job.model_name,
+             job.content.shape[3], job.content.shape[2], job.settings.content_weight, job.settings.style_weight)
 
-    def save(path, image):
-        imageio.save_image(path, imageio.postprocess(image), args.remove_noise, args.denoise_method)
+    with out_of_memory_reported(functools.partial(memory_advice, "out of memory", args, job, available_mb)):
+        backend = create_backend(args.backend, job.weights, job.content, job.style, job.settings, job.device,
+                                 initial_image(job.content.shape, args.seed))
+        if job.saved is not None:
+            backend.load_state(job.saved.state)
+        with StopOnSignal() as stop:
+            result = optimize(backend, args.max_num_epochs, args.stop_eps, args.save_epochs,
+                              save=lambda epoch, image: save_output(
+                                  args, imageio.stylized_epoch_path(args.output, epoch), image),
+                              progress=not args.quiet, first_epoch=job.first_epoch, should_stop=stop.requested)
+            return finish(args, job, backend, result, stop)
 
-    result = optimize(backend, args.max_num_epochs, args.stop_eps, args.save_epochs,
-                      save=lambda epoch, image: save(imageio.stylized_epoch_path(args.output, epoch), image),
-                      progress=not args.quiet)
-    save(args.output, backend.image())
+
+def finish(args, job, backend, result, stop):
+    """Save the result (and on interruption a checkpoint); the exit code."""
+    save_output(args, args.output, result.image)
+    if result.stop_reason == "interrupted":
+        checkpoint.save_checkpoint(job.checkpoint_file, backend.state(), result.last_epoch, job.decisive,
+                                   vars(args))
+        print(f"interrupted after epoch {result.last_epoch}: saved {args.output} and the checkpoint "
+              f"{job.checkpoint_file}; run the same command with --resume to continue", file=sys.stderr)
+        return stop.exit_code
+    checkpoint.remove_checkpoint(job.checkpoint_file)  # the run has ended: nothing is left to resume
+    if result.stop_reason == "non-finite":
+        kept = (f"from epoch {result.last_epoch}" if result.last_epoch else
+                "the starting noise: no epoch ended finite")
+        raise RuntimeFailure(f"the loss became NaN or infinite at epoch {result.last_epoch + 1}; saved the last "
+                             f"finite image ({kept}) to {args.output}; lower --lr (now {args.lr:g}) or the "
+                             "loss weights")
     why = (f"relative change {result.last_change:.4f} < {args.stop_eps:g}" if result.stop_reason == "converged"
            else f"reached --max-num-epochs {args.max_num_epochs}")
-    log.info("done: %d epochs (%s) in %.1f s (%.2f s/epoch), peak RSS %.0f MB -> %s", result.epochs, why,
-             result.seconds, result.seconds / max(result.epochs, 1), peak_rss_mb(), args.output)
+    if job.first_epoch > 1:
+        why += f"; {result.epochs} after --resume"
+    log.info("done: %d epochs (%s) in %.1f s (%.2f s/epoch), peak RSS %.0f MB -> %s", result.last_epoch, why,
+             result.seconds, result.seconds / max(result.epochs, 1), memory.peak_rss_mb(), args.output)
+    return 0
 
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    args = build_parser().parse_args(argv)
     try:
-        stylize(args)
+        return stylize(build_parser().parse_args(argv))
     except NStyleError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # during the set-up, or a second Ctrl-C during the epochs
+        print("interrupted: stopped at once; nothing more was saved", file=sys.stderr)
         return 130
-    return 0

@@ -3,9 +3,12 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from nstyle import imageio  # noqa: E402
+from nstyle.cli import main  # noqa: E402
 from nstyle.params import save_params  # noqa: E402
 from nstyle.vgg import random_weights  # noqa: E402
 
@@ -31,3 +34,24 @@ def smooth_image(height, width, seed):
     channels = [60 * np.sin(2 * np.pi * (rng.uniform(1, 3) * xs + rng.uniform(1, 3) * ys + rng.uniform()))
                 + rng.normal(0, 5, (height, width)) for _ in range(3)]
     return np.stack(channels)[None].astype(np.float32)
+
+
+@pytest.fixture
+def pictures(tmp_path):
+    """A content (PNG, 30x40) and a style picture (JPEG, 50x35) of another size; their paths."""
+    paths = []
+    for name, seed, size in (("content.png", 1, (30, 40)), ("style.jpg", 2, (50, 35))):
+        path = tmp_path / name
+        Image.fromarray(imageio.postprocess(smooth_image(*size, seed=seed))).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def tiny_argv(pictures, model_dir, output, *extra):
+    """run.py's flags for a run of a few milliseconds an epoch: 24 px, CPU, no progress bar."""
+    return ["--content-image", pictures[0], "--style-image", pictures[1], "--model-dir", str(model_dir),
+            "--max-long-edge", "24", "--gpu", "-1", "--output", str(output), "--quiet", *extra]
+
+
+def tiny_run(pictures, model_dir, output, *extra):
+    return main(tiny_argv(pictures, model_dir, output, *extra))

@@ -87,11 +87,14 @@ def test_unusable_gpu_gives_a_row_per_backend_and_the_suite_goes_on(tmp_path, im
     assert (out / "report.md").is_file()
 
 
-def test_a_failing_configuration_becomes_an_error_row(tmp_path, images):
-    _, rows, out = run_bench(tmp_path, images, "--backends", "mxnet", "--sizes", "32,48", "--inject-failure", "32")
+@pytest.mark.parametrize("inject, status, note", [
+    ("32", "error", "RuntimeError: injected failure after setup (--inject-failure test hook)"),
+    ("32:oom", "oom", "MemoryError: injected out-of-memory after setup (--inject-failure test hook)"),
+])
+def test_a_failing_configuration_becomes_a_row_and_the_suite_goes_on(tmp_path, images, inject, status, note):
+    _, rows, out = run_bench(tmp_path, images, "--backends", "mxnet", "--sizes", "32,48", "--inject-failure", inject)
     failed, passed = rows.iloc[0], rows.iloc[1]
-    assert (failed["long_edge"], failed["status"]) == (32, "error")
-    assert failed["note"] == "RuntimeError: injected failure after setup (--inject-failure test hook)"
+    assert (failed["long_edge"], failed["status"], failed["note"]) == (32, status, note)
     assert pd.isna(failed["median_epoch_s"]) and failed["setup_s"] > 0
     assert (passed["long_edge"], passed["status"]) == (48, "ok")
     assert "Traceback" in (out / "logs" / "mxnet-cpu-32.log").read_text()  # the traceback is kept, in the log

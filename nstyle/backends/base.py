@@ -16,6 +16,11 @@ class Backend(ABC):
     def gpu_count():
         """GPUs this framework can use on this machine."""
 
+    @staticmethod
+    def free_gpu_memory_mb(index):
+        """Free memory on GPU index, MiB, as this framework sees it; None where it cannot tell."""
+        return None
+
     @abstractmethod
     def step(self):
         """One epoch: forward, backward, clip, add the TV gradient, NAG update. Returns the relative change."""

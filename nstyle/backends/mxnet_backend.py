@@ -96,6 +96,14 @@ class MXNetBackend(Backend):
         return mx.context.num_gpus()
 
     @staticmethod
+    def free_gpu_memory_mb(index):
+        try:
+            free, _total = mx.context.gpu_memory_info(index)
+        except mx.base.MXNetError:
+            return None
+        return free / 2**20
+
+    @staticmethod
     def _style_feature_shapes(features, data_shape):
         group = mx.sym.Group([features[name] for name in STYLE_LAYERS])
         return [tuple(shape) for shape in group.infer_shape(data=data_shape)[1]]

@@ -76,6 +76,14 @@ class TorchBackend(Backend):
     def gpu_count():
         return torch.cuda.device_count()
 
+    @staticmethod
+    def free_gpu_memory_mb(index):
+        try:
+            free, _total = torch.cuda.mem_get_info(index)
+        except (RuntimeError, AssertionError):  # no CUDA build, no such GPU
+            return None
+        return free / 2**20
+
     def _features(self, x):
         """{relu name: feature map} for the style and content layers."""
         out = {}

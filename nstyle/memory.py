@@ -1,0 +1,145 @@
+"""How much memory a run needs, how much there is, and what an allocation failure looks like.
+
+The memory model is linear in the image area: peak MiB = base + per_megapixel × megapixels, per (backend,
+device kind, model). The 2016 article already found memory "roughly proportional to image area"; base holds
+the interpreter, the framework and the weights. The coefficients are fitted to the bench's measured peaks by
+`python -m bench.memory_fit RESULTS.csv` (which prints the table below).
+"""
+import math
+from dataclasses import dataclass
+
+from nstyle.backends.base import parse_device
+
+# Substrings (lower case) of the messages frameworks give when an allocation fails: MXNet's MXNetError
+# ("cudaMalloc retry failed: out of memory", "std::bad_alloc"), torch's OutOfMemoryError and CPU allocator.
+OOM_MARKERS = ("out of memory", "outofmemory", "bad_alloc", "cannot allocate memory", "can't allocate memory",
+               "failed to allocate", "cudamalloc", "alloc_failed", "memoryerror")
+
+
+@dataclass(frozen=True)
+class MemoryModel:
+    base_mb: float  # the process before the first pixel: interpreter, framework, weights
+    per_megapixel_mb: float  # activations, gradients and workspace per million image pixels
+
+    def peak_mb(self, pixels):
+        return self.base_mb + self.per_megapixel_mb * pixels / 1e6
+
+
+# Peak resident memory (CPU). FITTED_BY names the measurement; rerun it and bench.memory_fit to refresh.
+FITTED_BY = ("python -m bench --backends mxnet,torch --devices cpu --sizes 256,512,768 --epochs 1 --warmup 1 "
+             "--model vgg16 --random-weights --threads 2, on 2026-11-23 (2-core x86-64, mxnet 1.9.1, torch 2.13.0)")
+MEMORY_MODELS = {
+    ("mxnet", "cpu", "vgg16"): MemoryModel(base_mb=0.0, per_megapixel_mb=0.0),
+    ("torch", "cpu", "vgg16"): MemoryModel(base_mb=0.0, per_megapixel_mb=0.0),
+    ("mxnet", "cpu", "vgg19"): MemoryModel(base_mb=0.0, per_megapixel_mb=0.0),
+    ("torch", "cpu", "vgg19"): MemoryModel(base_mb=0.0, per_megapixel_mb=0.0),
+}
+
+
+def memory_model(backend_name, device, model_name):
+    """The fitted model for this setup, or None where nothing was measured (GPUs, so far)."""
+    return MEMORY_MODELS.get((backend_name, parse_device(device)[0], model_name))
+
+
+def predicted_peak_mb(backend_name, device, model_name, height, width):
+    fitted = memory_model(backend_name, device, model_name)
+    return None if fitted is None else fitted.peak_mb(height * width)
+
+
+def image_pixels(long_edge, aspect):
+    """Pixels of an image with this long edge and short/long side ratio, the short side rounded as the resize does."""
+    return long_edge * max(1, round(long_edge * aspect))
+
+
+def largest_long_edge(available_mb, backend_name, device, model_name, aspect):
+    """The longest long edge whose predicted peak fits in available_mb, for a short/long side ratio `aspect`.
+
+    None when there is no model for this setup or the memory is unknown; 0 when not even one pixel fits.
+    """
+    fitted = memory_model(backend_name, device, model_name)
+    if fitted is None or available_mb is None:
+        return None
+    megapixels = (available_mb - fitted.base_mb) / fitted.per_megapixel_mb
+    if megapixels <= 0:
+        return 0
+    long_edge = int(math.sqrt(megapixels * 1e6 / aspect)) + 1
+    while long_edge > 0 and fitted.peak_mb(image_pixels(long_edge, aspect)) > available_mb:
+        long_edge -= 1  # the square root ignores the rounding of the short side: a step or two at most
+    return long_edge
+
+
+def is_out_of_memory(error):
+    """Whether an exception is an allocation failure (host or GPU, any framework)."""
+    text = f"{type(error).__name__}: {error}".lower()
+    return isinstance(error, MemoryError) or any(marker in text for marker in OOM_MARKERS)
+
+
+def process_memory_mb(field):
+    """A line of /proc/self/status in MiB: "VmRSS" (resident now) or "VmHWM" (peak); None without /proc."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def _meminfo_mb(field):
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def _cgroup_headroom_mb():
+    """What the cgroup (v2) limit still allows, counting reclaimable page cache as free; None without a limit."""
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        if limit == "max":
+            return None
+        with open("/sys/fs/cgroup/memory.current") as f:
+            current = int(f.read())
+        with open("/sys/fs/cgroup/memory.stat") as f:
+            stat = dict(line.split() for line in f if line.strip())
+        return (int(limit) - current + int(stat.get("inactive_file", 0))) / 2**20
+    except (OSError, ValueError):
+        return None
+
+
+def host_free_mb():
+    """Memory a new allocation can get without swapping: MemAvailable, or less under a container's limit."""
+    free = [value for value in (_meminfo_mb("MemAvailable"), _cgroup_headroom_mb()) if value is not None]
+    return min(free) if free else None
+
+
+def available_memory_mb(device, backend_name):
+    """Memory this run's peak may reach, MiB, or None when unknown.
+
+    Host: what is free plus what this process already holds (the model's peak counts the whole process).
+    GPU: the device's free memory, as the backend's framework reports it. Swap is not counted: a network
+    that pages runs orders of magnitude slower.
+    """
+    kind, index = parse_device(device)
+    if kind == "gpu":
+        from nstyle.backends import backend_class  # imports the framework, which a GPU run needs anyway
+        return backend_class(backend_name).free_gpu_memory_mb(index)
+    free = host_free_mb()
+    return None if free is None else free + (process_memory_mb("VmRSS") or 0.0)
+
+
+def peak_rss_mb():
+    """Peak resident memory of this process, MiB. VmHWM rather than getrusage's ru_maxrss where there is /proc:
+    Linux carries ru_maxrss across exec, so a process started from a big parent would report the parent's peak.
+    """
+    peak = process_memory_mb("VmHWM")
+    if peak is None:
+        import resource
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return peak

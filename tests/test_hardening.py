@@ -1,0 +1,415 @@
+"""What a user who gets something wrong sees, and that no work is lost: bad input, out of memory, NaN,
+interruption and resume, atomic files, a failing bench configuration (tests/test_bench.py)."""
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from bench import memory_fit
+from conftest import tiny_argv, tiny_run
+from nstyle import checkpoint, cli, files, imageio, memory
+from nstyle.interrupt import StopOnSignal
+from nstyle.params import save_params
+from nstyle.train import optimize
+
+PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ---------------------------------------------------------------- bad input: one table, every case
+
+
+def png_claiming_size(path, width, height):
+    """A real 1x1 PNG whose header claims width x height: a decompression bomb's header."""
+    Image.new("RGB", (1, 1)).save(path)
+    data = bytearray(path.read_bytes())
+    data[16:24] = struct.pack(">II", width, height)  # IHDR's width and height, after signature, length, b"IHDR"
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def bad(tmp_path, pictures, tiny_model_dir, tiny_weights):
+    """Paths of good and broken inputs, by name, for the table's {placeholders}."""
+    paths = {"content": pictures[0], "style": pictures[1], "model": str(tiny_model_dir), "tmp": str(tmp_path)}
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "notes.jpg").write_text("not a picture")
+    full = (tmp_path / "content.png").read_bytes()
+    (tmp_path / "truncated.png").write_bytes(full[:len(full) // 2])
+    (tmp_path / "folder.jpg").mkdir()
+    png_claiming_size(tmp_path / "bomb.png", 12_000, 10_000)  # 120 Mpx: over our limit, under Pillow's
+    params = (tiny_model_dir / "vgg16.params").read_bytes()
+    garbage = np.random.default_rng(0).bytes(4096)
+    for name, data in (("truncated", params[:len(params) // 3]), ("garbage", garbage),
+                       ("header-then-garbage", params[:24] + garbage)):
+        folder = tmp_path / f"{name}-model"
+        folder.mkdir()
+        (folder / "vgg16.params").write_bytes(data)
+        paths[f"{name}-model"] = str(folder)
+    (tmp_path / "vgg19-model").mkdir()  # vgg16's arrays under vgg19's name: conv3_4 is missing
+    save_params(tmp_path / "vgg19-model" / "vgg19.params", tiny_weights.arrays)
+    paths["vgg19-model"] = str(tmp_path / "vgg19-model")
+    (tmp_path / "out").mkdir()
+    return paths
+
+
+# (flags that replace or add to a good tiny run's; None drops a flag), exit code, what the line must say,
+# and whether to run it through `python run.py` as well (the real exit path; a few, as each takes a second).
+BAD_INPUT = {
+    "missing content": ({"--content-image": "{tmp}/nope.jpg"}, 2, "image not found: {tmp}/nope.jpg; check the path",
+                        True),
+    "empty file": ({"--style-image": "{tmp}/empty.jpg"}, 2, "is empty (0 bytes); copy or download it again", False),
+    "not an image": ({"--content-image": "{tmp}/notes.jpg"}, 2, "is not an image Pillow can read", True),
+    "truncated image": ({"--content-image": "{tmp}/truncated.png"}, 2, "is truncated or corrupt", False),
+    "folder as image": ({"--style-image": "{tmp}/folder.jpg"}, 2, "is a folder, not an image", False),
+    "decompression bomb": ({"--content-image": "{tmp}/bomb.png"}, 2,
+                           "is 12000x10000, more than the limit of 100,000,000 pixels; shrink it first", True),
+    "no content flag": ({"--content-image": None}, 2, "the following arguments are required: --content-image; "
+                        "see run.py --help", True),
+    "unknown flag": ({"--colour": "red"}, 2, "unrecognized arguments: --colour red", False),
+    "size 0": ({"--max-long-edge": "0"}, 2, "--max-long-edge must be ≥ 1, got 0", False),
+    "size negative": ({"--max-long-edge": "-24"}, 2, "--max-long-edge must be ≥ 1, got -24", False),
+    "size absurd": ({"--max-long-edge": "100000"}, 2, "--max-long-edge must be ≤ 10000, got 100000", False),
+    "size not a number": ({"--max-long-edge": "big"}, 2, "argument --max-long-edge: invalid int value: 'big'", True),
+    "eps negative": ({"--stop-eps": "-0.1"}, 2, "--stop-eps must be ≥ 0, got -0.1", False),
+    "lr zero": ({"--lr": "0"}, 2, "--lr must be > 0, got 0", False),
+    "lr negative": ({"--lr": "-1e-3"}, 2, "--lr must be > 0, got -0.001", False),
+    "lr inf": ({"--lr": "1e400"}, 2, "--lr must be a finite number, got inf", False),
+    "epochs negative": ({"--max-num-epochs": "-3"}, 2, "--max-num-epochs must be ≥ 1, got -3", False),
+    "epochs zero": ({"--max-num-epochs": "0"}, 2, "--max-num-epochs must be ≥ 1, got 0", False),
+    "content weight NaN": ({"--content-weight": "nan"}, 2, "--content-weight must be a finite number, got nan", True),
+    "style weight inf": ({"--style-weight": "inf"}, 2, "--style-weight must be a finite number, got inf", False),
+    "tv weight -inf": ({"--tv-weight": "-inf"}, 2, "--tv-weight must be a finite number, got -inf", False),
+    "style weight negative": ({"--style-weight": "-1"}, 2, "--style-weight must be ≥ 0, got -1", False),
+    "save epochs negative": ({"--save-epochs": "-5"}, 2, "--save-epochs must be ≥ 0, got -5", False),
+    "noise negative": ({"--remove-noise": "-0.2"}, 2, "--remove-noise must be ≥ 0, got -0.2", False),
+    "seed negative": ({"--seed": "-1"}, 2, "--seed must be ≥ 0, got -1", False),
+    "unknown model": ({"--model": "vgg99"}, 2, "argument --model: invalid choice: 'vgg99' (choose from 'vgg16', "
+                      "'vgg19'); see run.py --help", True),
+    "unknown backend": ({"--backend": "tensorflow"}, 2, "argument --backend: invalid choice: 'tensorflow'", False),
+    "unknown denoiser": ({"--denoise-method": "median"}, 2, "argument --denoise-method: invalid choice", False),
+    "no params file": ({"--model-dir": "{tmp}"}, 1, "no weights in {tmp}/ (vgg19.params or vgg16.params); "
+                       "run ./download.sh", False),
+    "params of another model": ({"--model": "vgg19", "--model-dir": "{vgg19-model}"}, 1,
+                                "has no conv3_4_weight: it is not vgg19 weights", False),
+    "truncated params": ({"--model-dir": "{truncated-model}"}, 1,
+                         "vgg16.params is truncated; delete it and run ./download.sh again", True),
+    "garbage params": ({"--model-dir": "{garbage-model}"}, 1,
+                       "vgg16.params is not an MXNet .params file; delete it and run ./download.sh", False),
+    "garbage after header": ({"--model-dir": "{header-then-garbage-model}"}, 1, "run ./download.sh", False),
+    "GPU that does not exist": ({"--gpu": "3"}, 2, "--gpu 3: mxnet sees 0 GPU(s) here; use --gpu -1 for the CPU",
+                                True),
+    "GPU not a number": ({"--gpu": "first"}, 2, "--gpu 'first': give a GPU index such as 0, or -1 for the CPU",
+                         False),
+    "GPU negative": ({"--gpu": "-2"}, 2, "--gpu -2: give a GPU index such as 0, or -1 for the CPU", False),
+    "several GPUs": ({"--gpu": "0,1"}, 2, "several GPUs are not supported yet", False),
+    "output folder missing": ({"--output": "{tmp}/nowhere/o.png"}, 2,
+                              "output folder {tmp}/nowhere does not exist; create it (mkdir -p", True),
+    "output folder unwritable": ({"--output": "/proc/o.png"}, 2,
+                                 "cannot write to output folder /proc (", False),
+    "output type unknown": ({"--output": "{tmp}/out/o.gif"}, 2, "unknown image type .gif; use one of .jpg", True),
+    "output without extension": ({"--output": "{tmp}/out/o"}, 2, "unknown image type (no extension)", False),
+    "output is a folder": ({"--output": "{tmp}/out/folder.png"}, 2, "is a folder; give a file name", False),
+    "output is the content image": ({"--output": "{content}"}, 2, "is the --content-image: it would be overwritten",
+                                    False),
+    "resume without checkpoint": ({"--resume": True}, 2, "--resume: no checkpoint {tmp}/out/o.ckpt.npz", False),
+}
+
+
+def case_argv(bad, flags):
+    """A good tiny run's flags with the case's replaced, added or dropped."""
+    argv = {"--content-image": bad["content"], "--style-image": bad["style"], "--model-dir": bad["model"],
+            "--max-long-edge": "24", "--gpu": "-1", "--output": f"{bad['tmp']}/out/o.png", "--quiet": True}
+    for flag, value in flags.items():
+        if value is None:
+            argv.pop(flag)
+        else:
+            argv[flag] = value.format(**bad) if isinstance(value, str) else value
+    return [item for flag, value in argv.items() for item in ([flag] if value is True else [flag, value])]
+
+
+def files_under(folder):
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUT))
+def test_bad_input_ends_in_one_line_naming_the_fix(name, bad, tmp_path, capsys):
+    flags, code, message, _ = BAD_INPUT[name]
+    if name == "output is a folder":
+        (tmp_path / "out" / "folder.png").mkdir()
+    content_before = (tmp_path / "content.png").read_bytes()
+    before = files_under(tmp_path)
+    assert cli.main(case_argv(bad, flags)) == code
+    err = capsys.readouterr().err
+    assert err.splitlines() == [err.strip()] and err.startswith("error: ") and "Traceback" not in err
+    assert message.format(**bad) in err
+    assert files_under(tmp_path) == before  # no output, no checkpoint, no temporary file
+    assert (tmp_path / "content.png").read_bytes() == content_before
+
+
+@pytest.mark.parametrize("name", [name for name, case in BAD_INPUT.items() if case[3]])
+def test_bad_input_from_the_shell(name, bad, tmp_path):
+    flags, code, message, _ = BAD_INPUT[name]
+    before = files_under(tmp_path)
+    result = subprocess.run([sys.executable, "run.py", *case_argv(bad, flags)], cwd=PROJECT, capture_output=True,
+                            text=True, timeout=120)
+    lines = result.stderr.splitlines()
+    assert result.returncode == code and len(lines) == 1, result.stderr  # nothing logged before the error
+    assert lines[0].startswith("error: ") and message.format(**bad) in lines[0]
+    assert files_under(tmp_path) == before
+
+
+# ---------------------------------------------------------------- out of memory
+
+
+def test_memory_model_is_fitted_and_consistent():
+    assert "python -m bench" in memory.FITTED_BY
+    for key, fitted in memory.MEMORY_MODELS.items():
+        assert fitted.base_mb > 100 and fitted.per_megapixel_mb > 100, key
+    for available in (300.0, 2000.0, 24000.0):
+        for aspect in (1.0, 0.75, 0.5):
+            edge = memory.largest_long_edge(available, "mxnet", "cpu", "vgg19", aspect)
+            predicted = memory.MEMORY_MODELS["mxnet", "cpu", "vgg19"].peak_mb
+            if edge:
+                assert predicted(memory.image_pixels(edge, aspect)) <= available
+                assert predicted(memory.image_pixels(edge + 1, aspect)) > available
+    assert memory.largest_long_edge(1.0, "torch", "cpu", "vgg16", 1.0) == 0  # not even the framework fits
+    assert memory.largest_long_edge(4000.0, "torch", "gpu0", "vgg16", 1.0) is None  # not measured
+    assert memory.largest_long_edge(None, "torch", "cpu", "vgg16", 1.0) is None
+    assert memory.available_memory_mb("cpu", "mxnet") > memory.process_memory_mb("VmRSS") > 0
+
+
+def test_memory_fit_recovers_a_line():
+    megapixels = np.array([0.05, 0.2, 0.44])
+    frame = pd.DataFrame({"backend": "torch", "device": "cpu", "model": "vgg16", "status": "ok",
+                          "pixels": megapixels * 1e6, "peak_mem_mb": 300 + 2500 * megapixels})
+    frame.loc[len(frame)] = ["torch", "cpu", "vgg16", "oom", 4e6, np.nan]  # failed rows are left out
+    (base, per_megapixel, worst), = memory_fit.fit(frame).values()
+    assert (base, per_megapixel) == pytest.approx((300, 2500)) and worst < 1e-9
+
+
+@pytest.mark.parametrize("error", [
+    MemoryError(),
+    RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.1 GiB total capacity)"),
+    RuntimeError("[12:00:00] src/storage/./pooled_storage_manager.h:161: cudaMalloc retry failed: out of memory"),
+    RuntimeError("MXNetError: std::bad_alloc"),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to "
+                 "allocate 88080384000 bytes. Error code 12 (Cannot allocate memory)"),
+])
+def test_out_of_memory_names_the_size_and_what_fits(error, tmp_path, pictures, tiny_model_dir, monkeypatch, capsys):
+    from nstyle.backends.mxnet_backend import MXNetBackend
+
+    def step(self):
+        raise error
+
+    monkeypatch.setattr(MXNetBackend, "step", step)
+    monkeypatch.setattr(memory, "available_memory_mb", lambda device, backend: 1500.0)
+    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png") == 1
+    fits = memory.largest_long_edge(1500.0, "mxnet", "cpu", "vgg16", 0.75)
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"error: out of memory at 24x18 px (--max-long-edge 24) on cpu: mxnet with vgg16 needs about "
+        f"{memory.predicted_peak_mb('mxnet', 'cpu', 'vgg16', 18, 24):,.0f} MB by the memory model, 1,500 MB is "
+        f"free; this machine fits about {fits} px by the memory model: use --max-long-edge {fits} or less"]
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_other_failures_are_not_called_out_of_memory(tmp_path, pictures, tiny_model_dir, monkeypatch):
+    from nstyle.backends.mxnet_backend import MXNetBackend
+    monkeypatch.setattr(MXNetBackend, "step", lambda self: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
+        tiny_run(pictures, tiny_model_dir, tmp_path / "o.png")
+
+
+def test_a_run_that_cannot_fit_is_refused_before_binding(tmp_path, pictures, tiny_model_dir, monkeypatch, capsys):
+    # A model where the 24x18 test picture needs 532 MB and 300 MB is free: refused, 16 px recommended.
+    monkeypatch.setitem(memory.MEMORY_MODELS, ("mxnet", "cpu", "vgg16"), memory.MemoryModel(100.0, 1e6))
+    monkeypatch.setattr(memory, "available_memory_mb", lambda device, backend: 300.0)
+    monkeypatch.setattr(cli, "create_backend", None)  # never reached
+    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png") == 1
+    assert capsys.readouterr().err == (
+        "error: not enough memory at 24x18 px (--max-long-edge 24) on cpu: mxnet with vgg16 needs about 532 MB "
+        "by the memory model, 300 MB is free; this machine fits about 16 px by the memory model: "
+        "use --max-long-edge 16 or less\n")
+    monkeypatch.undo()
+    monkeypatch.setitem(memory.MEMORY_MODELS, ("mxnet", "cpu", "vgg16"), memory.MemoryModel(100.0, 1e6))
+    monkeypatch.setattr(memory, "available_memory_mb", lambda device, backend: 300.0)
+    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--max-long-edge", "16",
+                    "--max-num-epochs", "1") == 0  # what the message recommends runs
+
+
+# ---------------------------------------------------------------- NaN and inf
+
+
+class ScriptedBackend:
+    """A stand-in whose images and changes are given: for the loop's own rules."""
+
+    def __init__(self, images, changes):
+        self.images, self.changes, self.epoch = images, changes, 0
+
+    def step(self):
+        self.epoch += 1
+        return self.changes[self.epoch - 1]
+
+    def image(self):
+        return self.images[self.epoch].copy()
+
+
+@pytest.mark.parametrize("bad_image, bad_change", [(np.nan, 0.5), (np.inf, 0.0), (1.0, np.nan), (1.0, np.inf)])
+def test_loop_stops_at_the_first_non_finite_epoch_and_keeps_the_last_finite_image(bad_image, bad_change):
+    images = [np.full((1, 3, 2, 2), float(epoch), np.float32) for epoch in range(6)]
+    images[3] = images[3] * bad_image
+    changes = [0.5, 0.5, bad_change, 0.5, 0.5]
+    result = optimize(ScriptedBackend(images, changes), 5, stop_eps=0.01, progress=False)
+    assert (result.stop_reason, result.epochs, result.last_epoch) == ("non-finite", 3, 2)
+    assert np.array_equal(result.image, images[2])
+
+
+def test_a_diverging_run_keeps_its_last_finite_image(tmp_path, pictures, tiny_model_dir, capsys):
+    # A real divergence: lr 1e12 throws the image to ~1e12 at once; the next forward pass overflows float32.
+    flags = ("--lr", "1e12", "--stop-eps", "0", "--remove-noise", "0")
+    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", *flags, "--max-num-epochs", "50") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: the loss became NaN or infinite at epoch ") and len(err.splitlines()) == 1
+    bad_epoch = int(err.split("epoch ")[1].split(";")[0])
+    assert f"saved the last finite image (from epoch {bad_epoch - 1}) to {tmp_path / 'o.png'}; lower --lr" in err
+    # The saved picture is the image of the epoch before: what a run stopped there by --max-num-epochs saves.
+    assert tiny_run(pictures, tiny_model_dir, tmp_path / "before.png", *flags,
+                    "--max-num-epochs", str(bad_epoch - 1)) == 0
+    assert np.array_equal(imageio.load_image(tmp_path / "o.png"), imageio.load_image(tmp_path / "before.png"))
+
+
+# ---------------------------------------------------------------- interruption and resume
+
+
+def signal_when_saving(monkeypatch, epoch, signum):
+    """Send a real signal to this process while the intermediate image of `epoch` is being saved."""
+    original = imageio.save_image
+
+    def save_then_signal(path, *rest):
+        original(path, *rest)
+        if os.fspath(path).endswith(f"_{epoch}.png"):
+            os.kill(os.getpid(), signum)
+
+    monkeypatch.setattr(imageio, "save_image", save_then_signal)
+
+
+@pytest.mark.parametrize("backend", ["mxnet", "torch"])
+def test_interrupted_and_resumed_equals_uninterrupted(backend, tmp_path, pictures, tiny_model_dir, monkeypatch,
+                                                      capsys):
+    flags = ("--backend", backend, "--max-num-epochs", "8", "--save-epochs", "1", "--stop-eps", "0",
+             "--seed", "3")
+    assert tiny_run(pictures, tiny_model_dir, tmp_path / "straight.png", *flags) == 0
+
+    output = tmp_path / "o.png"
+    with monkeypatch.context() as patch:
+        signal_when_saving(patch, 3, signal.SIGTERM)
+        assert tiny_run(pictures, tiny_model_dir, output, *flags) == 143
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == (f"interrupted after epoch 3: saved {output} and the checkpoint {tmp_path / 'o.ckpt.npz'}; "
+                       "run the same command with --resume to continue")
+    assert np.array_equal(imageio.load_image(output), imageio.load_image(tmp_path / "o_3.png"))  # denoised alike
+    saved = checkpoint.load_checkpoint(str(tmp_path / "o.ckpt.npz"))
+    assert (saved.epoch, saved.state["updates"], saved.arguments["seed"]) == (3, 3, 3)
+
+    assert tiny_run(pictures, tiny_model_dir, output, *flags, "--resume") == 0
+    assert np.array_equal(imageio.load_image(output), imageio.load_image(tmp_path / "straight.png"))
+    assert not (tmp_path / "o.ckpt.npz").exists()  # a finished run leaves nothing to resume
+    assert "o_8.png" not in files_under(tmp_path) and "o_7.png" in files_under(tmp_path)
+
+
+def test_resume_refuses_what_would_not_continue_the_run(tmp_path, pictures, tiny_model_dir, monkeypatch, capsys):
+    output, ckpt = tmp_path / "o.png", tmp_path / "o.ckpt.npz"
+    with monkeypatch.context() as patch:
+        signal_when_saving(patch, 2, signal.SIGINT)
+        assert tiny_run(pictures, tiny_model_dir, output, "--save-epochs", "1", "--stop-eps", "0") == 130
+    capsys.readouterr()
+    refusals = [
+        ((), 2, f"error: {ckpt} holds an interrupted run; add --resume to continue it, or delete that file to start "
+                "afresh"),
+        (("--resume", "--lr", "0.002", "--content-weight", "400"), 2,
+         f"error: --resume: {ckpt} was written with other settings: --lr 0.001 (now 0.002); give the same flags, "
+         "or delete the checkpoint to start afresh"),
+        (("--resume", "--max-long-edge", "20"), 2, "--max-long-edge 24 (now 20)"),
+        (("--resume", "--max-num-epochs", "2"), 2,
+         f"error: --resume: {ckpt} is at epoch 2, --max-num-epochs is 2; raise --max-num-epochs to continue"),
+    ]
+    for flags, code, message in refusals:
+        assert tiny_run(pictures, tiny_model_dir, output, *flags) == code
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and message in err, err
+    Image.open(pictures[0]).resize((40, 40)).save(pictures[0])  # the content file changed under the checkpoint
+    assert tiny_run(pictures, tiny_model_dir, output, "--resume") == 2
+    assert "holds a 24x18 image, the content image now gives 24x24: the file changed" in capsys.readouterr().err
+    for broken in (ckpt.read_bytes()[:100], b"garbage"):
+        ckpt.write_bytes(broken)
+        assert tiny_run(pictures, tiny_model_dir, output, "--resume") == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: checkpoint {ckpt} is unreadable (") and \
+            err.endswith("); delete it and run without --resume\n")
+
+
+def test_ctrl_c_from_the_shell_saves_and_resume_finishes(tmp_path, pictures, tiny_model_dir):
+    output, ckpt = tmp_path / "o.png", tmp_path / "o.ckpt.npz"
+    command = [sys.executable, "run.py", *tiny_argv(pictures, tiny_model_dir, output, "--save-epochs", "1",
+                                                    "--stop-eps", "0", "--max-num-epochs", "100000")]
+    process = subprocess.Popen(command, cwd=PROJECT, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "o_1.png").exists():  # the epochs have begun
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in err
+    assert err.splitlines()[-1].endswith(f"saved {output} and the checkpoint {ckpt}; run the same command with "
+                                         "--resume to continue")
+    assert "SIGINT: stopping after this epoch" in err and imageio.load_image(output).shape == (18, 24, 3)
+    epoch = checkpoint.load_checkpoint(str(ckpt)).epoch
+    resumed = subprocess.run(command + ["--resume", "--max-num-epochs", str(epoch + 2)], cwd=PROJECT,
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"done: {epoch + 2} epochs (reached --max-num-epochs {epoch + 2}; 2 after --resume)" in resumed.stderr
+    assert not ckpt.exists()
+
+
+def test_second_signal_acts_at_once_and_handlers_come_back():
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        with StopOnSignal() as stop:
+            signal.raise_signal(signal.SIGINT)
+            assert stop.requested() and stop.exit_code == 130
+            signal.raise_signal(signal.SIGINT)  # the second: the usual KeyboardInterrupt
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+# ---------------------------------------------------------------- files: atomic, replaced when they exist
+
+
+def test_existing_output_is_replaced_and_said(tmp_path, pictures, tiny_model_dir, caplog):
+    caplog.set_level("INFO", logger="nstyle")
+    output = tmp_path / "o.png"
+    output.write_bytes(b"an older result")
+    assert tiny_run(pictures, tiny_model_dir, output, "--max-num-epochs", "2") == 0
+    assert f"{output} exists; this run replaces it when it saves" in caplog.text
+    assert imageio.load_image(output).shape == (18, 24, 3)
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
+
+
+def test_a_failed_write_leaves_the_old_file_whole(tmp_path, monkeypatch):
+    target = tmp_path / "o.png"
+    target.write_bytes(b"old")
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError):
+        files.atomic_write(str(target), b"new and longer")
+    assert target.read_bytes() == b"old" and [path.name for path in tmp_path.iterdir()] == ["o.png"]
