@@ -15,7 +15,7 @@ import time
 from tqdm import tqdm
 
 from bench import machine, report, worker
-from nstyle.backends import BACKENDS
+from nstyle.backends import BACKENDS, cpu_thread_environment
 from nstyle.cli import PROJECT_DIR, build_parser
 from nstyle.files import atomic_write
 from nstyle.vgg import CONVS_PER_BLOCK
@@ -136,7 +136,7 @@ def last_line(text):
 def run_worker(args, backend, device, size, log_path):
     """Run one configuration; its row, whatever happens to the worker."""
     row = {"backend": backend, "device": device, "long_edge": size, "model": args.model, "threads": args.threads}
-    env = dict(os.environ, **worker.thread_environment(args.threads))
+    env = dict(os.environ, **cpu_thread_environment(args.threads))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_DIR, env.get("PYTHONPATH")]))
     started = time.perf_counter()
     with open(log_path, "w") as log:

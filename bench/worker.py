@@ -13,7 +13,7 @@ import threading
 import time
 import traceback
 
-from nstyle.backends import BACKENDS  # only a table: no framework is imported
+from nstyle.backends import BACKENDS, cpu_thread_environment  # no framework is imported
 from nstyle.memory import OOM_MARKERS, is_out_of_memory, peak_rss_mb, process_memory_mb  # no framework either
 
 RESULT_PREFIX = "BENCH-RESULT "
@@ -21,18 +21,7 @@ RESULT_PREFIX = "BENCH-RESULT "
 # mxnet-cu112 1.9.1 carries GPU code for sm_50..sm_86 and no PTX (../shared/DESIGN.md): nothing for Hopper.
 MXNET_MAX_COMPUTE_CAPABILITY = (8, 6)
 
-# One operator at a time in MXNet's engine, each using the OpenMP threads: what torch does with its intra-op
-# pool. (The VGG chain leaves the engine almost nothing to run in parallel anyway.)
-MXNET_ENGINE_WORKERS = 1
-
 UNSUPPORTED_MARKERS = ("no kernel image", "invalid device function", "has no cuda")
-
-
-def thread_environment(threads):
-    """The variables that fix the thread counts; read by the libraries when they load."""
-    value = str(threads)
-    return {"OMP_NUM_THREADS": value, "MKL_NUM_THREADS": value, "OPENBLAS_NUM_THREADS": value,
-            "MXNET_CPU_WORKER_NTHREADS": str(MXNET_ENGINE_WORKERS)}
 
 
 class Unavailable(Exception):
@@ -283,7 +272,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.update(thread_environment(args.threads))  # before mxnet or torch is imported
+    os.environ.update(cpu_thread_environment(args.threads))  # before mxnet or torch is imported
     row = {"backend": args.backend, "device": args.device, "long_edge": args.size, "model": args.model,
            "threads": args.threads, "load_avg": os.getloadavg()[0], "stop_eps": args.stop_eps,
            "mem_kind": "rss" if args.device == "cpu" else None}

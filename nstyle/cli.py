@@ -5,6 +5,7 @@ import functools
 import logging
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass
 from typing import Optional
@@ -13,11 +14,12 @@ import numpy as np
 
 from nstyle import checkpoint, imageio, memory
 from nstyle.algorithm import StyleSettings, initial_image
-from nstyle.backends import BACKENDS, create_backend, gpu_count
+from nstyle.backends import BACKENDS, create_backend, gpu_count, use_cpu_threads
 from nstyle.errors import NStyleError, RuntimeFailure, UsageError
 from nstyle.interrupt import StopOnSignal
 from nstyle.train import optimize
-from nstyle.vgg import CONVS_PER_BLOCK, VGGWeights, available_model, load_weights, params_path
+from nstyle.vgg import (CONVS_PER_BLOCK, MIN_IMAGE_SIDE, VGGWeights, available_model, load_weights,
+                        params_path)
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -30,13 +32,14 @@ LOSS_WEIGHTS_BY_MODEL = {"vgg19": (10.0, 1.0), "vgg16": (400.0, 1.0)}
 NUMBER_RANGES = (("--stop-eps", 0, True), ("--content-weight", 0, True), ("--style-weight", 0, True),
                  ("--tv-weight", 0, True), ("--lr", 0, False), ("--remove-noise", 0, True),
                  ("--max-num-epochs", 1, True), ("--max-long-edge", 1, True), ("--save-epochs", 0, True),
-                 ("--seed", 0, True))
+                 ("--seed", 0, True), ("--threads", 1, True))
 
 # A 10000 px square is imageio's input limit; larger sizes would only be upscaled past it, to no use.
 MAX_LONG_EDGE = math.isqrt(imageio.MAX_INPUT_PIXELS)
 
-# Refuse to start only when the memory model predicts more than this many times the free memory: its error is
-# a few per cent, so a refused run would not have fitted. Between 1× and this, the run starts with a warning.
+# Refuse to start only when the memory model predicts more than this many times the free memory: from 384 px up
+# it is within 8 % of every measurement (nstyle/memory.py), so a refused run would not have fitted. Between 1×
+# and this, the run starts with a warning.
 MEMORY_REFUSAL_FACTOR = 1.25
 
 log = logging.getLogger("nstyle")
@@ -46,6 +49,9 @@ class Parser(argparse.ArgumentParser):
     """argparse that reports a bad flag as one UsageError line (exit 2) instead of the usage and the message."""
 
     def error(self, message):
+        missing_value = re.match(r"argument (\S+): expected one argument$", message)
+        if missing_value:  # argparse takes "-1e-3" for a flag: only "-1" and "-0.5" read as negative numbers
+            message += f" (for a value that starts with '-', write {missing_value.group(1)}=VALUE)"
         raise UsageError(f"{message}; see {self.prog} --help")
 
 
@@ -75,6 +81,8 @@ def build_parser():
     arg("--denoise-method", choices=("gaussian", "tv"), default="gaussian", help="how --remove-noise denoises")
     arg("--backend", choices=sorted(BACKENDS), default="mxnet", help="framework that runs the network")
     arg("--seed", type=int, default=0, help="seed of the initial noise image")
+    arg("--threads", type=int, default=len(os.sched_getaffinity(0)),
+        help="CPU threads for the framework (default: every CPU this process may use)")
     arg("--model-dir", default=os.path.join(PROJECT_DIR, "model"), help="folder holding <model>.params")
     arg("--resume", action="store_true",
         help="continue the interrupted run whose checkpoint <output stem>.ckpt.npz lies beside --output")
@@ -100,6 +108,19 @@ def check_paths(args):
     for flag, path in (("--content-image", args.content_image), ("--style-image", args.style_image)):
         if os.path.realpath(args.output) == os.path.realpath(path):
             raise UsageError(f"--output {args.output} is the {flag}: it would be overwritten; choose another --output")
+
+
+def smallest_long_edge(aspect):
+    """The --max-long-edge below which the short side falls under MIN_IMAGE_SIDE, for short/long = aspect."""
+    return math.ceil(MIN_IMAGE_SIDE / aspect)
+
+
+def check_image_size(content_rgb, long_edge):
+    height, width = content_rgb.shape[:2]
+    if min(height, width) < MIN_IMAGE_SIDE:
+        raise UsageError(f"the content image becomes {width}x{height} px at --max-long-edge {long_edge}; VGG needs "
+                         f"{MIN_IMAGE_SIDE} px on the short side: use --max-long-edge "
+                         f"{smallest_long_edge(min(height, width) / max(height, width))} or more")
 
 
 def choose_device(gpu_flag, backend_name):
@@ -180,10 +201,10 @@ def memory_advice(problem, args, job, available_mb):
     if predicted is not None and available_mb is not None:
         text += (f": {args.backend} with {job.model_name} needs about {predicted:,.0f} MB by the memory model, "
                  f"{available_mb:,.0f} MB is free")
-    fits = memory.largest_long_edge(available_mb, args.backend, job.device, job.model_name,
-                                    min(height, width) / max(height, width))
-    if fits == 0:
-        return text + "; not even a small image fits: close other programs and try again"
+    aspect = min(height, width) / max(height, width)
+    fits = memory.largest_long_edge(available_mb, args.backend, job.device, job.model_name, aspect)
+    if fits is not None and fits < smallest_long_edge(aspect):
+        return text + "; not even the smallest image fits: close other programs and try again"
     if fits is None or fits >= max(height, width):  # no model here, or it was wrong: other programs took memory?
         return text + "; use a smaller --max-long-edge" + ("" if job.device == "cpu" else ", or --gpu -1 for the CPU")
     return text + f"; this machine fits about {fits} px by the memory model: use --max-long-edge {fits} or less"
@@ -234,10 +255,12 @@ def prepare(args):
     settings = style_settings(model_name, args)
     decisive = decisive_settings(args, model_name, settings)
     content_rgb, style_rgb = imageio.load_pair(args.content_image, args.style_image, args.max_long_edge)
+    check_image_size(content_rgb, args.max_long_edge)
     content = imageio.preprocess(content_rgb)
     if saved is not None:
         checkpoint.check_resumable(saved, decisive, args.max_num_epochs, content.shape)
     weights = load_weights(model_name, params_path(args.model_dir, model_name))
+    use_cpu_threads(args.backend, args.threads)  # before the framework's first import: MXNet reads it then
     device, device_note = choose_device(args.gpu, args.backend)
     job = Job(model_name, settings, decisive, content, imageio.preprocess(style_rgb), weights, device,
               checkpoint_file, saved)

@@ -38,7 +38,8 @@ class _Reader:
         if magic in (_ARRAY_MAGIC_V2, _ARRAY_MAGIC_V3):
             (storage_type,) = self.take("<i")
             if storage_type != 0:
-                raise RuntimeFailure(f"{self.path} holds a sparse array; only dense weights are supported")
+                raise RuntimeFailure(f"{self.path} holds a sparse array: not VGG weights, or corrupt; "
+                                      "delete it and run ./download.sh")
             (ndim,) = self.take("<I")
             shape = self.take(f"<{ndim}q")
         elif magic == _ARRAY_MAGIC_V1:
@@ -47,14 +48,15 @@ class _Reader:
         else:  # oldest files: no magic, the word read was ndim and dims are uint32
             ndim = magic
             if ndim > 32:
-                raise RuntimeFailure(f"{self.path} is not an MXNet .params file")
+                raise RuntimeFailure(f"{self.path} is not an MXNet .params file; delete it and run ./download.sh")
             shape = self.take(f"<{ndim}I")
         if ndim == 0:
             return np.zeros((0,), np.float32)
         self.take("<ii")  # context (device type, id) the array was saved from
         (type_flag,) = self.take("<i")
         if type_flag not in _DTYPE_BY_FLAG:
-            raise RuntimeFailure(f"{self.path} holds an array of unknown type {type_flag}")
+            raise RuntimeFailure(f"{self.path} holds an array of unknown type {type_flag}: it is corrupt; "
+                                  "delete it and run ./download.sh")
         dtype = np.dtype(_DTYPE_BY_FLAG[type_flag])
         count = int(np.prod(shape))
         end = self.pos + count * dtype.itemsize
@@ -72,6 +74,13 @@ def load_params(path):
             blob = f.read()
     except OSError as e:
         raise RuntimeFailure(f"cannot read weights {path}: {e.strerror}; run ./download.sh") from None
+    try:
+        return _parse(blob, path)
+    except (ValueError, OverflowError, struct.error) as exc:  # garbage sizes, shapes or names
+        raise RuntimeFailure(f"{path} is corrupt ({exc}); delete it and run ./download.sh") from None
+
+
+def _parse(blob, path):
     reader = _Reader(blob, path)
     magic, _reserved = reader.take("<QQ")
     if magic != _LIST_MAGIC:
@@ -84,7 +93,8 @@ def load_params(path):
         (length,) = reader.take("<Q")
         names.append(bytes(reader.take(f"<{length}s")[0]).decode())
     if len(names) != len(arrays):
-        raise RuntimeFailure(f"{path} has {len(arrays)} arrays but {len(names)} names")
+        raise RuntimeFailure(f"{path} has {len(arrays)} arrays but {len(names)} names: it is corrupt; "
+                             "delete it and run ./download.sh")
     return dict(zip(names, arrays))
 
 

@@ -16,6 +16,8 @@ CHANNELS_PER_BLOCK = (64, 128, 256, 512, 512)
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
 LAST_LAYER = "conv5_1"
+# Four 2x2 poolings come before conv5_1: an image with a shorter side than this vanishes on the way.
+MIN_IMAGE_SIDE = 2 ** (len(CHANNELS_PER_BLOCK) - 1)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Backends behind one interface (base.Backend). Frameworks are imported only when asked for."""
 import importlib
+import os
 
 BACKENDS = {"mxnet": ("nstyle.backends.mxnet_backend", "MXNetBackend"),
             "torch": ("nstyle.backends.torch_backend", "TorchBackend")}
@@ -17,3 +18,22 @@ def create_backend(name, weights, content, style, settings, device, initial_imag
 def gpu_count(name):
     """GPUs the named framework can use here (0 for a CPU-only build)."""
     return backend_class(name).gpu_count()
+
+
+def cpu_thread_environment(threads):
+    """The variables that fix CPU thread counts; MXNet and the BLAS libraries read them when they load.
+
+    One operator at a time in MXNet's engine (MXNET_CPU_WORKER_NTHREADS=1), each using the OpenMP threads:
+    what torch does with its intra-op pool. The VGG chain leaves the engine almost nothing to overlap.
+    """
+    value = str(threads)
+    return {"OMP_NUM_THREADS": value, "MKL_NUM_THREADS": value, "OPENBLAS_NUM_THREADS": value,
+            "MXNET_CPU_WORKER_NTHREADS": "1"}
+
+
+def use_cpu_threads(name, threads):
+    """Give the named framework this many CPU threads. For MXNet it must run before MXNet is imported."""
+    os.environ.update(cpu_thread_environment(threads))
+    if name == "torch":
+        import torch
+        torch.set_num_threads(threads)
