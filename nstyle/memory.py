@@ -28,11 +28,8 @@ class MemoryModel:
 
 # Peak resident memory on the CPU (the bench worker's VmHWM), fitted by `python -m bench.memory_fit` to these runs
 # on a 2-core AMD EPYC with mxnet 1.9.1 and torch 2.13.0, 2026-11-23 (seeded random weights: same shapes):
-#   vgg19: bench/results/amd-epyc-2cpu/results.csv (`python -m bench --backends mxnet,torch --devices cpu --sizes
-#     128,256,384,512,640,768 --epochs 10`) and `python -m bench --backends mxnet,torch --devices cpu --sizes
-#     1024,1536 --epochs 1 --warmup 1 --model vgg19 --random-weights`;
-#   vgg16: `python -m bench --backends mxnet,torch --devices cpu --sizes 256,512,768,1024,1536 --epochs 1
-#     --warmup 1 --model vgg16 --random-weights`.
+#   bench/results/amd-epyc-2cpu/results.csv (vgg19, 128-768 px, 10 epochs) and bench/results/memory-fit/*/results.csv
+#   (vgg19 1024-1536 px; vgg16 256-1536 px; 1 epoch after 1 warm-up; each folder's machine.json has its command).
 # From 384 px up the fit is within 3 % (MXNet) and 8 % (PyTorch) of every measurement; PyTorch's peak varies by
 # about ±5 % from run to run (900-990 MB at 512 px) and grows a little less than linearly, so the line
 # over-predicts small images (+28 % at 128 px), where memory never runs short. Peaks do not grow with the
