@@ -13,7 +13,7 @@ import threading
 import time
 import traceback
 
-from nstyle.backends import BACKENDS, cpu_thread_environment  # no framework is imported
+from nstyle.backends import BACKENDS, cpu_thread_environment, is_unsupported_gpu  # no framework is imported
 from nstyle.memory import OOM_MARKERS, is_out_of_memory, peak_rss_mb, process_memory_mb  # no framework either
 
 RESULT_PREFIX = "BENCH-RESULT "
@@ -21,7 +21,6 @@ RESULT_PREFIX = "BENCH-RESULT "
 # mxnet-cu112 1.9.1 carries GPU code for sm_50..sm_86 and no PTX (../shared/DESIGN.md): nothing for Hopper.
 MXNET_MAX_COMPUTE_CAPABILITY = (8, 6)
 
-UNSUPPORTED_MARKERS = ("no kernel image", "invalid device function", "has no cuda")
 
 
 class Unavailable(Exception):
@@ -47,10 +46,9 @@ def classify(error):
     """(status, note) for an exception that ended a measurement."""
     if isinstance(error, Unavailable):
         return error.status, error.note
-    text = f"{type(error).__name__}: {error}".lower()
     if is_out_of_memory(error):
         return "oom", one_line(error)
-    if any(marker in text for marker in UNSUPPORTED_MARKERS):
+    if is_unsupported_gpu(error):
         return "unsupported", one_line(error)
     return "error", one_line(error)
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from nstyle import checkpoint, imageio, memory
 from nstyle.algorithm import StyleSettings, initial_image
-from nstyle.backends import BACKENDS, create_backend, gpu_count, use_cpu_threads
+from nstyle.backends import BACKENDS, create_backend, gpu_count, is_unsupported_gpu, use_cpu_threads
 from nstyle.errors import NStyleError, RuntimeFailure, UsageError
 from nstyle.interrupt import StopOnSignal
 from nstyle.train import optimize
@@ -223,16 +223,20 @@ def check_memory(args, job, available_mb):
 
 
 @contextlib.contextmanager
-def out_of_memory_reported(advice):
-    """An allocation failure inside becomes a RuntimeFailure whose message is advice() (exit 1)."""
+def framework_errors_reported(advice, backend_name):
+    """Allocation failures inside become a RuntimeFailure whose message is advice() (exit 1); so does a GPU the
+    framework's build has no code for."""
     try:
         yield
     except NStyleError:
         raise
     except Exception as error:  # MemoryError, MXNetError, torch's OutOfMemoryError or RuntimeError
-        if not memory.is_out_of_memory(error):
-            raise
-        raise RuntimeFailure(advice()) from None
+        if memory.is_out_of_memory(error):
+            raise RuntimeFailure(advice()) from None
+        if is_unsupported_gpu(error):
+            raise RuntimeFailure(f"{backend_name}'s build has no GPU code for this card (mxnet-cu112 stops at "
+                                 "sm_86: no Hopper or newer); use --backend torch, or --gpu -1 for the CPU") from None
+        raise
 
 
 def checkpoint_to_resume(args, checkpoint_file):
@@ -285,7 +289,8 @@ def stylize(args):
     log.info("%s on %s, %s, %dx%d, content %g : style %g", args.backend, job.device, job.model_name,
              job.content.shape[3], job.content.shape[2], job.settings.content_weight, job.settings.style_weight)
 
-    with out_of_memory_reported(functools.partial(memory_advice, "out of memory", args, job, available_mb)):
+    with framework_errors_reported(functools.partial(memory_advice, "out of memory", args, job, available_mb),
+                                   args.backend):
         backend = create_backend(args.backend, job.weights, job.content, job.style, job.settings, job.device,
                                  initial_image(job.content.shape, args.seed))
         if job.saved is not None:

@@ -293,6 +293,20 @@ def test_out_of_memory_where_the_model_expected_room(tmp_path, pictures, tiny_mo
     assert err.endswith("; use a smaller --max-long-edge\n")  # the model thought it fitted: no size to offer
 
 
+def test_gpu_without_code_in_the_build_is_one_line(tmp_path, pictures, tiny_model_dir, monkeypatch, capsys):
+    from nstyle.backends.mxnet_backend import MXNetBackend
+
+    def step(self):  # what mxnet-cu112 raises on a Hopper GPU: its kernels stop at sm_86
+        raise RuntimeError("MXNetError: Check failed: e == cudaSuccess: no kernel image is available for "
+                           "execution on the device")
+
+    monkeypatch.setattr(MXNetBackend, "step", step)
+    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png") == 1
+    assert capsys.readouterr().err == (
+        "error: mxnet's build has no GPU code for this card (mxnet-cu112 stops at sm_86: no Hopper or newer); "
+        "use --backend torch, or --gpu -1 for the CPU\n")
+
+
 def test_other_failures_are_not_called_out_of_memory(tmp_path, pictures, tiny_model_dir, monkeypatch):
     from nstyle.backends.mxnet_backend import MXNetBackend
     monkeypatch.setattr(MXNetBackend, "step", lambda self: 1 / 0)

@@ -6,6 +6,15 @@ BACKENDS = {"mxnet": ("nstyle.backends.mxnet_backend", "MXNetBackend"),
             "torch": ("nstyle.backends.torch_backend", "TorchBackend")}
 
 
+# What a framework says when its build has no code for the GPU it runs on (mxnet-cu112 on Hopper, say).
+UNSUPPORTED_GPU_MARKERS = ("no kernel image", "invalid device function", "has no cuda")
+
+
+def is_unsupported_gpu(error):
+    text = f"{type(error).__name__}: {error}".lower()
+    return any(marker in text for marker in UNSUPPORTED_GPU_MARKERS)
+
+
 def backend_class(name):
     module_name, class_name = BACKENDS[name]
     return getattr(importlib.import_module(module_name), class_name)
