@@ -3,7 +3,9 @@ import importlib
 import os
 
 BACKENDS = {"mxnet": ("nstyle.backends.mxnet_backend", "MXNetBackend"),
-            "torch": ("nstyle.backends.torch_backend", "TorchBackend")}
+            "torch": ("nstyle.backends.torch_backend", "TorchBackend"),
+            # Opt-in, for the bench's separate row: channels_last + torch.compile (the baseline stays "torch").
+            "torch-tuned": ("nstyle.backends.torch_backend", "TorchTunedBackend")}
 
 
 # What a framework says when its build has no code for the GPU it runs on (mxnet-cu112 on Hopper, say).
@@ -43,6 +45,6 @@ def cpu_thread_environment(threads):
 def use_cpu_threads(name, threads):
     """Give the named framework this many CPU threads. For MXNet it must run before MXNet is imported."""
     os.environ.update(cpu_thread_environment(threads))
-    if name == "torch":
+    if BACKENDS[name][0] == "nstyle.backends.torch_backend":  # torch and torch-tuned
         import torch
         torch.set_num_threads(threads)
