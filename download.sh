@@ -156,33 +156,28 @@ atomic_write(path, jpeg.tobytes())
 EOF
 }
 
-if get_image IMG_4343.jpg eeb9f8c4c55c3c2095397ff82417ad23f2201834; then
-    content=input/IMG_4343.jpg
-elif [ -f input/content.jpg ]; then
-    echo "input/content.jpg: present (fallback; delete it to try for IMG_4343.jpg again)"
-    content=input/content.jpg
-elif fetch_image IMG_4343.jpg eeb9f8c4c55c3c2095397ff82417ad23f2201834; then
-    content=input/IMG_4343.jpg
-elif fallback content.jpg astronaut; then
-    echo "input/content.jpg: written from scikit-image's astronaut picture (fallback)"
-    content=input/content.jpg
-else
-    echo "input/content.jpg: cannot write a fallback"
-fi
+pick_image() {  # pick_image NAME HASH FALLBACK_NAME PICTURE: sets $picked to the image to use (empty: none)
+    local name=$1 hash=$2 fallback_name=$3 picture=$4
+    picked=""
+    if get_image "$name" "$hash"; then
+        picked=input/$name
+    elif [ -f "input/$fallback_name" ]; then
+        echo "input/$fallback_name: present (fallback; delete it to try for $name again)"
+        picked=input/$fallback_name
+    elif fetch_image "$name" "$hash"; then
+        picked=input/$name
+    elif fallback "$fallback_name" "$picture"; then
+        echo "input/$fallback_name: written from scikit-image's $picture picture (fallback)"
+        picked=input/$fallback_name
+    else
+        echo "input/$fallback_name: cannot write a fallback"
+    fi
+}
 
-if get_image starry_night.jpg d4db3c8e88f1bc85c7ca9c7f669da82ae51a402b; then
-    style=input/starry_night.jpg
-elif [ -f input/style.jpg ]; then
-    echo "input/style.jpg: present (fallback; delete it to try for starry_night.jpg again)"
-    style=input/style.jpg
-elif fetch_image starry_night.jpg d4db3c8e88f1bc85c7ca9c7f669da82ae51a402b; then
-    style=input/starry_night.jpg
-elif fallback style.jpg coffee; then
-    echo "input/style.jpg: written from scikit-image's coffee picture (fallback)"
-    style=input/style.jpg
-else
-    echo "input/style.jpg: cannot write a fallback"
-fi
+pick_image IMG_4343.jpg eeb9f8c4c55c3c2095397ff82417ad23f2201834 content.jpg astronaut
+content=$picked
+pick_image starry_night.jpg d4db3c8e88f1bc85c7ca9c7f669da82ae51a402b style.jpg coffee
+style=$picked
 
 echo "images: content ${content:-none}, style ${style:-none}"
 if [ -z "$weights" ]; then

