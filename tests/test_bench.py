@@ -156,9 +156,9 @@ def test_report_from_fixture(fixture_dir):
     text = (fixture_dir / "report.md").read_text()
     # (a) at 512 px (341×512 = 0.174592 MP): memory 723.8 vs 1447.6 MB, epochs 0.097296 vs 0.150944 s.
     assert table_row(text, "**article: Torch / MXNet**")[3:6] == ["**1.95×**", "", "**1.92×**"]
-    assert table_row(text, "ours: mxnet-cu112 1.9.1")[3:6] == ["724 (nvml-process)", "0.0973",
+    assert table_row(text, "ours: MXNet (mxnet-cu112 1.9.1)")[3:6] == ["724 (nvml-process)", "0.0973",
                                                                "99 (projected, 1000 epochs)"]  # 2 + 1000 × 0.0973
-    assert table_row(text, "ours: torch 2.13.0+cu121")[5] == "154 (projected, 1000 epochs)"
+    assert table_row(text, "ours: PyTorch (torch 2.13.0+cu121)")[5] == "154 (projected, 1000 epochs)"
     assert table_row(text, "**ours: PyTorch / MXNet** (Test GPU)")[3:6] == ["**2.00×**", "**1.55×**", "1.55×"]
     # (c) the fits recover the lines.
     assert table_row(text, "MXNet on gpu0 (Test GPU)")[1:8] == ["256, 512", "3,000", "200", "1.000", "0.500",
@@ -176,6 +176,19 @@ def test_report_from_fixture(fixture_dir):
     assert "| oom | OutOfMemoryError: CUDA out of memory" in text
     for name in (report.MEMORY_PLOT, report.TIME_PLOT):
         assert (fixture_dir / name).read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_report_names_the_tuned_torch_row_and_gives_it_its_own_ratio(fixture_dir):
+    frame = pd.read_csv(FIXTURE)
+    tuned = frame[(frame["backend"] == "torch") & (frame["long_edge"] == 512)].copy()
+    tuned["backend"], tuned["median_epoch_s"] = "torch-tuned", 0.097296 * 1.25
+    pd.concat([frame, tuned]).to_csv(fixture_dir / "results.csv", index=False)
+    assert report.main([str(fixture_dir)]) == 0
+    text = (fixture_dir / "report.md").read_text()
+    assert table_row(text, "ours: PyTorch tuned (torch 2.13.0+cu121)")[4] == "0.122"
+    assert table_row(text, "**ours: PyTorch / MXNet** (Test GPU)")[4] == "**1.55×**"  # eager stays the baseline
+    assert table_row(text, "**ours: PyTorch tuned / MXNet** (Test GPU)")[3:5] == ["**2.00×**", "**1.25×**"]
+    assert table_row(text, "PyTorch tuned on gpu0 (Test GPU)")[1] == "512"
 
 
 def test_report_merges_several_machines(tmp_path, fixture_dir):
