@@ -14,7 +14,8 @@ import time
 import traceback
 
 from nstyle.backends import BACKENDS, cpu_thread_environment, is_unsupported_gpu  # no framework is imported
-from nstyle.memory import OOM_MARKERS, is_out_of_memory, peak_rss_mb, process_memory_mb  # no framework either
+from nstyle.memory import (OOM_MARKERS, is_out_of_memory, peak_rss_mb, process_memory_mb,  # no framework either
+                           return_freed_memory)
 
 RESULT_PREFIX = "BENCH-RESULT "
 
@@ -212,6 +213,8 @@ def measure(args, row):
         content = imageio.preprocess(content_rgb)
         backend = TimedBackend(create_backend(args.backend, weights, content, imageio.preprocess(style_rgb),
                                               settings, args.device, initial_image(content.shape, args.seed)))
+        del weights  # as run.py does: the backend holds its own copy
+        return_freed_memory()
         row["setup_s"] = time.perf_counter() - started
         if args.inject_failure == "oom":
             raise MemoryError("injected out-of-memory after setup (--inject-failure test hook)")

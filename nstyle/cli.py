@@ -18,7 +18,7 @@ from nstyle.backends import BACKENDS, create_backend, gpu_count, is_unsupported_
 from nstyle.errors import NStyleError, RuntimeFailure, UsageError
 from nstyle.interrupt import StopOnSignal
 from nstyle.train import optimize
-from nstyle.vgg import (CONVS_PER_BLOCK, MIN_IMAGE_SIDE, VGGWeights, available_model, load_weights,
+from nstyle.vgg import (CONVS_PER_BLOCK, MIN_IMAGE_SIDE, available_model, load_weights,
                         params_path)
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -183,7 +183,6 @@ class Job:
     decisive: dict  # decisive_settings: stored in a checkpoint, compared on --resume
     content: np.ndarray  # preprocessed, (1, 3, H, W)
     style: np.ndarray
-    weights: VGGWeights
     device: str
     checkpoint_file: str
     saved: Optional[checkpoint.Checkpoint]  # the checkpoint to continue (--resume), else None
@@ -266,9 +265,8 @@ def prepare(args):
     weights = load_weights(model_name, params_path(args.model_dir, model_name))
     use_cpu_threads(args.backend, args.threads)  # before the framework's first import: MXNet reads it then
     device, device_note = choose_device(args.gpu, args.backend)
-    job = Job(model_name, settings, decisive, content, imageio.preprocess(style_rgb), weights, device,
-              checkpoint_file, saved)
-    return job, [note for note in (model_note, device_note) if note]
+    job = Job(model_name, settings, decisive, content, imageio.preprocess(style_rgb), device, checkpoint_file, saved)
+    return job, weights, [note for note in (model_note, device_note) if note]
 
 
 def save_output(args, path, image):
@@ -277,7 +275,7 @@ def save_output(args, path, image):
 
 def stylize(args):
     """Check the inputs, then run; the exit code (failures are raised as NStyleError)."""
-    job, notes = prepare(args)
+    job, weights, notes = prepare(args)
     for note in notes:
         log.info(note)
     if job.saved is not None:
@@ -291,8 +289,10 @@ def stylize(args):
 
     with framework_errors_reported(functools.partial(memory_advice, "out of memory", args, job, available_mb),
                                    args.backend):
-        backend = create_backend(args.backend, job.weights, job.content, job.style, job.settings, job.device,
+        backend = create_backend(args.backend, weights, job.content, job.style, job.settings, job.device,
                                  initial_image(job.content.shape, args.seed))
+        del weights  # the backend holds its own copy
+        memory.return_freed_memory()
         if job.saved is not None:
             backend.load_state(job.saved.state)
         with StopOnSignal() as stop:

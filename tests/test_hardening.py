@@ -243,6 +243,26 @@ def test_a_containers_memory_limit_counts(tmp_path):
     assert memory.cgroup_headroom_mb(str(tmp_path)) == 1536.0  # 1 GiB left plus 0.5 GiB of reclaimable cache
 
 
+FREED_HEAP_SCRIPT = """
+import numpy as np
+from nstyle import memory
+blocks = [np.ones(16 * 1024, np.float32) for _ in range(1600)]  # 100 MiB in 64 KiB blocks: heap, not mmap
+above = np.ones(16 * 1024, np.float32)  # allocated last: the freed blocks are not at the heap's top
+del blocks
+before = memory.process_memory_mb("VmRSS")
+print(memory.return_freed_memory(), before - memory.process_memory_mb("VmRSS"))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim and /proc")
+def test_freed_heap_memory_goes_back_to_the_system():
+    """In a fresh process, so that no earlier test's heap is in the way."""
+    result = subprocess.run([sys.executable, "-c", FREED_HEAP_SCRIPT], cwd=PROJECT, capture_output=True, text=True,
+                            check=True)
+    trimmed, released_mb = result.stdout.split()
+    assert trimmed == "True" and float(released_mb) > 80
+
+
 def test_memory_fit_recovers_a_line():
     megapixels = np.array([0.05, 0.2, 0.44])
     frame = pd.DataFrame({"backend": "torch", "device": "cpu", "model": "vgg16", "status": "ok",
