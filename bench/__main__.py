@@ -2,8 +2,10 @@
 
 Runs every (backend, device, size) in its own worker process (bench/worker.py), one after another, and writes
 DIR/results.csv after each, DIR/machine.json first and DIR/report.md with the plots at the end. A
-configuration that cannot run becomes a row with its status and a note; the suite goes on.
+configuration that cannot run becomes a row with its status and a note; the suite goes on. With --rounds N the
+whole list runs N times, interleaved, and each configuration's row combines its rounds.
 """
+import statistics
 import argparse
 import json
 import os
@@ -31,12 +33,19 @@ UNAVAILABLE_KEEPS = ("backend", "device", "device_name", "model", "threads", "th
                      "note")
 
 # Whole numbers that a failed row may leave empty (pandas would write the column as floats otherwise).
-INTEGER_COLUMNS = ("long_edge", "height", "width", "pixels", "epochs", "warmup_epochs", "threads", "nvml_samples")
+INTEGER_COLUMNS = ("long_edge", "height", "width", "pixels", "epochs", "warmup_epochs", "rounds", "threads",
+                   "nvml_samples")
+
+# How a configuration's rounds combine (--rounds): the typical of times, the highest of peaks.
+MEDIAN_OF_ROUNDS = ("median_epoch_s", "mean_epoch_s", "setup_s", "total_s", "first_epoch_s", "import_s", "load_avg",
+                    "wall_s")
+HIGHEST_OF_ROUNDS = ("max_epoch_s", "peak_mem_mb", "rss_peak_mb", "framework_peak_mb", "framework_reserved_mb",
+                     "baseline_rss_mb")
 
 # Columns first in results.csv, in this order; any further ones the workers report follow.
 COLUMNS = ("machine", "backend", "device", "device_name", "long_edge", "height", "width", "pixels", "epochs",
-           "warmup_epochs", "setup_s", "median_epoch_s", "total_s", "peak_mem_mb", "mem_kind", "status", "note",
-           "model", "weights", "threads", "thread_setting", "library", "framework_peak_mb",
+           "warmup_epochs", "rounds", "setup_s", "median_epoch_s", "total_s", "peak_mem_mb", "mem_kind", "status",
+           "note", "model", "weights", "threads", "thread_setting", "library", "framework_peak_mb",
            "framework_reserved_mb", "rss_peak_mb", "baseline_rss_mb", "first_epoch_s", "mean_epoch_s",
            "min_epoch_s", "max_epoch_s", "import_s", "stop_eps", "stop_reason", "last_change", "nvml_samples",
            "load_avg", "wall_s")
@@ -70,6 +79,10 @@ def build_arg_parser():
         help="comma list of long edges in pixels (default 128,256,512)")
     arg("--epochs", type=int, default=10, help="timed epochs per configuration (default 10)")
     arg("--warmup", type=int, default=2, help="epochs before the timed ones, left out of the median (default 2)")
+    arg("--rounds", type=int, default=1,
+        help="run the whole list this many times, interleaved, each run in a fresh process; a row's median epoch "
+             "is the median of its rounds' medians, its peak memory the highest of their peaks (default 1; more "
+             "where other work shares the machine and epoch times drift)")
     arg("--stop-eps", type=float, help="time whole runs to convergence instead: stop when the relative change "
         "drops below this (run.py's default is %g), at most --max-epochs" % run_defaults.get_default("stop_eps"))
     arg("--max-epochs", type=int, default=run_defaults.get_default("max_num_epochs"),
@@ -102,8 +115,9 @@ def check_args(parser, args):
     for flag, path in (("--content", args.content), ("--style", args.style)):
         if not os.path.isfile(path):
             parser.error(f"{flag} {path}: no such file; run ./download.sh for the sample pair, or give an image")
-    if min(args.sizes) < 1 or args.epochs < 1 or args.warmup < 0 or args.threads < 1 or args.max_epochs < 1:
-        parser.error("sizes, --epochs, --threads and --max-epochs must be ≥ 1, --warmup ≥ 0")
+    if (min(args.sizes) < 1 or args.epochs < 1 or args.warmup < 0 or args.threads < 1 or args.max_epochs < 1
+            or args.rounds < 1):
+        parser.error("sizes, --epochs, --rounds, --threads and --max-epochs must be ≥ 1, --warmup ≥ 0")
 
 
 def configurations(args):
@@ -179,27 +193,54 @@ def write_results(rows, out_dir, label):
     atomic_write(os.path.join(out_dir, "results.csv"), frame.to_csv(index=False).encode())
 
 
+def combine_rounds(runs):
+    """One row from the rounds of a configuration: the median of their median epochs, the highest peak.
+
+    A configuration that failed in a round is not run again, so only its last run can have failed.
+    """
+    last = runs[-1]
+    if len(runs) == 1 or last["status"] != "ok":
+        return dict(last, rounds=len(runs),
+                    note=(f"{last['note']} (round {len(runs)})" if len(runs) > 1 else last.get("note", "")))
+    row = dict(last, rounds=len(runs))
+    for columns, combine in ((MEDIAN_OF_ROUNDS, statistics.median), (HIGHEST_OF_ROUNDS, max), (("min_epoch_s",), min)):
+        for column in columns:
+            values = [run[column] for run in runs if run.get(column) is not None]
+            row[column] = combine(values) if values else None
+    medians = ", ".join(f"{run['median_epoch_s']:.3g}" for run in runs)
+    peaks = ", ".join(f"{run['peak_mem_mb']:.0f}" for run in runs)
+    row["note"] = f"{len(runs)} rounds: median epochs {medians} s; peaks {peaks} MB"
+    return row
+
+
 def run_all(args, label):
-    """Every configuration, one worker each, results.csv rewritten after each."""
-    rows, unavailable = [], {}
-    bar = tqdm(configurations(args), unit="config", dynamic_ncols=True, desc="bench")
-    for backend, device, size in bar:
-        bar.set_description(f"{backend} {device} {size}px")
+    """Every configuration, one worker each (per round), results.csv rewritten after each."""
+    configs = configurations(args)
+    runs = {config: [] for config in configs}  # each configuration's rows, one per round that ran it
+    unavailable = {}
+    schedule = [(round_number, config) for round_number in range(1, args.rounds + 1) for config in configs]
+    bar = tqdm(schedule, unit="run", dynamic_ncols=True, desc="bench")
+    for round_number, config in bar:
+        backend, device, size = config
+        if runs[config] and runs[config][-1]["status"] != "ok":
+            continue  # failed in an earlier round: its row stands
+        round_tag = f" round {round_number}/{args.rounds}" if args.rounds > 1 else ""
+        bar.set_description(f"{backend} {device} {size}px{round_tag}")
         known = unavailable.get((backend, device))
         if known:
             row = {key: known[key] for key in UNAVAILABLE_KEEPS if key in known}
             row.update(long_edge=size, note=f"{known['note']} (as at {known['long_edge']} px; not run)")
         else:
-            log_path = os.path.join(args.out, "logs", f"{backend}-{device}-{size}.log")
-            row = run_worker(args, backend, device, size, log_path)
+            log_name = f"{backend}-{device}-{size}" + (f"-round{round_number}" if args.rounds > 1 else "")
+            row = run_worker(args, backend, device, size, os.path.join(args.out, "logs", log_name + ".log"))
             if row["status"] in SAME_AT_EVERY_SIZE:
                 unavailable[(backend, device)] = row
-        rows.append(row)
-        write_results(rows, args.out, label)  # after every configuration: a crash keeps what was measured
+        runs[config].append(row)
+        # After every run: a crash keeps what was measured.
+        write_results([combine_rounds(runs[c]) for c in configs if runs[c]], args.out, label)
         if row["status"] != "ok":
-            tqdm.write(f"{backend} {device} {size}px: {row['status']}: {row['note']}", file=sys.stderr)
+            tqdm.write(f"{backend} {device} {size}px{round_tag}: {row['status']}: {row['note']}", file=sys.stderr)
     bar.close()
-
 
 
 def main(argv=None):

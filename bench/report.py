@@ -167,6 +167,9 @@ def per_size_section(frame):
         size = f"{int(row['height'])}×{int(row['width'])}" if not pd.isna(row.get("height")) else "—"
         epochs = (f"{int(row['epochs'])} (+{int(row['warmup_epochs'])})"
                   if not pd.isna(row.get("epochs")) else "—")
+        rounds = row.get("rounds")
+        if not pd.isna(rounds) and rounds > 1:
+            epochs += f" × {int(rounds)} rounds"
         rows.append([row["machine"], row["backend"], row["device"], int(row["long_edge"]), size,
                      fmt(row["megapixels"], 3), epochs, number(row.get("setup_s")),
                      number(row.get("median_epoch_s")), number(row.get("total_s")),
@@ -181,7 +184,10 @@ def per_size_section(frame):
             "device's used memory above its value at the start (NVML could not see the process, e.g. in a "
             "container). *framework peak* = the framework's own counter (torch.cuda.max_memory_allocated; MXNet "
             "has none). *load*: the machine's 1-minute load average when the worker started; CPU timings "
-            "are only as good as the machine was idle (a load above the thread count means shared cores).", "",
+            "are only as good as the machine was idle (a load above the thread count means shared cores). "
+            "*rounds* (`--rounds`): each run in a fresh process, interleaved with the other configurations; the "
+            "row gives the median of the rounds' median epochs and the highest of their peaks, the note each "
+            "round's.", "",
             markdown_table(header, rows)]
 
 

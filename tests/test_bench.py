@@ -132,6 +132,49 @@ def test_a_worker_that_dies_without_a_result_still_gives_a_row(tmp_path, monkeyp
         assert row["note"].endswith("last output: boom")
 
 
+FAKE_WORKER = """
+import json, sys
+backend, size, calls_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with open(calls_file, "a") as calls:
+    calls.write(f"{backend} {size}\\n")
+call = len(open(calls_file).read().splitlines())
+if backend == "torch" and size == 64:
+    sys.exit(5)  # dies without a result: an error row, not run again
+print("BENCH-RESULT " + json.dumps({"backend": backend, "device": "cpu", "long_edge": size, "status": "ok",
+      "note": "", "median_epoch_s": float(call), "mean_epoch_s": float(call), "min_epoch_s": call - 0.5,
+      "max_epoch_s": call + 0.5, "setup_s": 1.0, "total_s": 2.0, "peak_mem_mb": 100.0 * call,
+      "rss_peak_mb": 100.0 * call, "load_avg": 0.5}))
+"""
+
+
+def test_rounds_interleave_and_combine(tmp_path, monkeypatch):
+    calls_file = tmp_path / "calls.txt"
+    monkeypatch.setattr(bench_main, "worker_command", lambda args, backend, device, size: [
+        sys.executable, "-c", FAKE_WORKER, backend, str(size), str(calls_file)])
+    parser = bench_main.build_arg_parser()
+    args = parser.parse_args(["--backends", "mxnet,torch", "--sizes", "32,64", "--rounds", "3", "--out",
+                              str(tmp_path)])
+    (tmp_path / "logs").mkdir()
+    bench_main.run_all(args, "test-machine")
+    # Round-robin over the list; torch at 64 px failed in round 1 and is not run again.
+    assert calls_file.read_text().split("\n")[:-1] == ["mxnet 32", "torch 32", "mxnet 64", "torch 64"] + [
+        "mxnet 32", "torch 32", "mxnet 64"] * 2
+    rows = pd.read_csv(tmp_path / "results.csv").set_index(["backend", "long_edge"])
+    mxnet_32 = rows.loc[("mxnet", 32)]  # its runs were calls 1, 5 and 8
+    assert (mxnet_32["median_epoch_s"], mxnet_32["peak_mem_mb"], mxnet_32["rounds"]) == (5.0, 800.0, 3)
+    assert (mxnet_32["min_epoch_s"], mxnet_32["max_epoch_s"]) == (0.5, 8.5)
+    assert mxnet_32["note"] == "3 rounds: median epochs 1, 5, 8 s; peaks 100, 500, 800 MB"
+    assert rows.loc[("torch", 64), "status"] == "error" and rows.loc[("torch", 64), "rounds"] == 1
+    assert len(list((tmp_path / "logs").iterdir())) == 10  # one log per run, named by its round
+
+
+def test_rounds_flag_is_checked(capsys):
+    parser = bench_main.build_arg_parser()
+    with pytest.raises(SystemExit):
+        bench_main.check_args(parser, parser.parse_args(["--rounds", "0", "--out", "x"]))
+    assert "--rounds" in capsys.readouterr().err
+
+
 @pytest.fixture
 def fixture_dir(tmp_path):
     folder = tmp_path / "fixture"
