@@ -29,19 +29,21 @@ class MemoryModel:
 
 
 # Peak resident memory on the CPU (the bench worker's VmHWM), fitted by `python -m bench.memory_fit` to these runs
-# on a 2-core AMD EPYC with mxnet 1.9.1 and torch 2.13.0, 2026-11-23 (seeded random weights: same shapes):
-#   bench/results/amd-epyc-2cpu/results.csv (vgg19, 128-768 px, 10 epochs) and bench/results/memory-fit/*/results.csv
-#   (vgg19 1024-1536 px; vgg16 256-1536 px; 1 epoch after 1 warm-up; each folder's machine.json has its command).
-# From 384 px up the fit is within 3 % (MXNet) and 8 % (PyTorch) of every measurement; PyTorch's peak varies by
-# about ±5 % from run to run (900-990 MB at 512 px) and grows a little less than linearly, so the line
-# over-predicts small images (+28 % at 128 px), where memory never runs short. Peaks do not grow with the
-# number of epochs (512 px, 2 against 41 epochs: +3 % MXNet, +2 % PyTorch).
+# on a 2-core AMD EPYC with mxnet 1.9.1 and torch 2.13.0, 2026-11-23, after the speed and memory work (seeded random
+# weights: same shapes): bench/results/amd-epyc-2cpu-tuned-sweep/results.csv (vgg19, 128-768 px, 10 epochs) and
+# bench/results/memory-fit/*/results.csv (vgg19 1024-1536 px; vgg16 256-1536 px; 1 epoch after 1 warm-up; each
+# folder's machine.json has its command). From 384 px up the fit is within 3 % (MXNet) and 7 % (PyTorch) of every
+# measurement; PyTorch's peak varies by about ±5 % from run to run and grows a little less than linearly, so the
+# line over-predicts its small images (+22 % at 128 and 256 px), and it under-predicts MXNet at 128 px by 6 %:
+# sizes where memory never runs short. torch-tuned: within 9 %. Peaks do not grow with the number of epochs
+# (512 px, 2 against 41 epochs: +3 % MXNet, +2 % PyTorch).
 # No GPU has been measured yet (our machines have none): there the model has no answer.
 MEMORY_MODELS = {
-    ("mxnet", "cpu", "vgg19"): MemoryModel(base_mb=394, per_megapixel_mb=3209),
-    ("torch", "cpu", "vgg19"): MemoryModel(base_mb=528, per_megapixel_mb=2238),
-    ("mxnet", "cpu", "vgg16"): MemoryModel(base_mb=369, per_megapixel_mb=3108),
-    ("torch", "cpu", "vgg16"): MemoryModel(base_mb=495, per_megapixel_mb=2095),
+    ("mxnet", "cpu", "vgg19"): MemoryModel(base_mb=350, per_megapixel_mb=2682),
+    ("torch", "cpu", "vgg19"): MemoryModel(base_mb=468, per_megapixel_mb=2276),
+    ("torch-tuned", "cpu", "vgg19"): MemoryModel(base_mb=503, per_megapixel_mb=2236),
+    ("mxnet", "cpu", "vgg16"): MemoryModel(base_mb=306, per_megapixel_mb=2604),
+    ("torch", "cpu", "vgg16"): MemoryModel(base_mb=480, per_megapixel_mb=2099),
 }
 
 
