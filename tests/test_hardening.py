@@ -223,7 +223,7 @@ def test_memory_model_predicts_the_committed_measurements_within_the_margin():
         pytest.skip("no bench results in bench/results/")
     rows = pd.concat([pd.read_csv(path) for path in paths], ignore_index=True)
     rows = rows[(rows["status"] == "ok") & (rows["device"] == "cpu") & (rows["long_edge"] >= 256)]
-    # The model covers the backends it was fitted for (not the bench-only torch-tuned row).
+    # The model covers the (backend, model) pairs it was fitted for.
     modelled = {(backend, model) for backend, _, model in memory.MEMORY_MODELS}
     rows = rows[[(b, m) in modelled for b, m in zip(rows["backend"], rows["model"])]]
     assert len(rows) > 0
