@@ -5,11 +5,11 @@ DIR/results.csv after each, DIR/machine.json first and DIR/report.md with the pl
 configuration that cannot run becomes a row with its status and a note; the suite goes on. With --rounds N the
 whole list runs N times, interleaved, and each configuration's row combines its rounds.
 """
-import statistics
 import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -41,6 +41,7 @@ MEDIAN_OF_ROUNDS = ("median_epoch_s", "mean_epoch_s", "setup_s", "total_s", "fir
                     "wall_s")
 HIGHEST_OF_ROUNDS = ("max_epoch_s", "peak_mem_mb", "rss_peak_mb", "framework_peak_mb", "framework_reserved_mb",
                      "baseline_rss_mb")
+LOWEST_OF_ROUNDS = ("min_epoch_s",)
 
 # Columns first in results.csv, in this order; any further ones the workers report follow.
 COLUMNS = ("machine", "backend", "device", "device_name", "long_edge", "height", "width", "pixels", "epochs",
@@ -203,7 +204,7 @@ def combine_rounds(runs):
         return dict(last, rounds=len(runs),
                     note=(f"{last['note']} (round {len(runs)})" if len(runs) > 1 else last.get("note", "")))
     row = dict(last, rounds=len(runs))
-    for columns, combine in ((MEDIAN_OF_ROUNDS, statistics.median), (HIGHEST_OF_ROUNDS, max), (("min_epoch_s",), min)):
+    for columns, combine in ((MEDIAN_OF_ROUNDS, statistics.median), (HIGHEST_OF_ROUNDS, max), (LOWEST_OF_ROUNDS, min)):
         for column in columns:
             values = [run[column] for run in runs if run.get(column) is not None]
             row[column] = combine(values) if values else None

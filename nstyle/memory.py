@@ -118,7 +118,7 @@ def return_freed_memory():
 
     A run's setup frees what the epochs no longer need (the host copy of the weights, the target executor), but
     glibc keeps freed memory below the top of its heap resident, and the epochs' big buffers are fresh mappings
-    that do not reuse it. Measured (bench, 512 px, VGG19): MXNet's peak RSS 865 -> 800 MB; eager PyTorch's
+    that do not reuse it. Measured (bench, 512 px, VGG19): MXNet's peak RSS 865 -> 795-806 MB; eager PyTorch's
     drops when the weights are freed, trimmed or not.
     """
     try:
