@@ -19,6 +19,7 @@ import zipfile
 import numpy as np
 
 from nstyle.errors import RuntimeFailure
+from nstyle.files import read_bytes
 from nstyle.params import load_params, save_params
 from nstyle.vgg import CHANNELS_PER_BLOCK, CONVS_PER_BLOCK
 
@@ -48,11 +49,7 @@ def expected_shapes():
 
 
 def _read_onnx_bytes(src):
-    try:
-        with open(src, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise RuntimeFailure(f"cannot read {src}: {e.strerror}") from None
+    data = read_bytes(src)
     if not src.endswith(".whl"):
         return data
     digest = hashlib.sha256(data).hexdigest()

@@ -1,6 +1,18 @@
-"""Atomic file writes: a reader never sees a half-written output, weights file or checkpoint."""
+"""Reading whole files with a one-line error, and atomic writes: a reader never sees a half-written output,
+weights file or checkpoint."""
 import os
 import tempfile
+
+from nstyle.errors import RuntimeFailure
+
+
+def read_bytes(path, what="", advice=""):
+    """The whole file; a RuntimeFailure "cannot read <what><path>: <reason><advice>" when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as error:
+        raise RuntimeFailure(f"cannot read {what}{path}: {error.strerror}{advice}") from None
 
 
 def _default_file_mode():

@@ -10,7 +10,7 @@ import struct
 import numpy as np
 
 from nstyle.errors import RuntimeFailure
-from nstyle.files import atomic_write
+from nstyle.files import atomic_write, read_bytes
 
 _LIST_MAGIC = 0x112
 _ARRAY_MAGIC_V1 = 0xF993FAC8  # int64 shape, no storage type
@@ -69,11 +69,7 @@ class _Reader:
 
 def load_params(path):
     """Return {name: numpy array} from an MXNet .params file."""
-    try:
-        with open(path, "rb") as f:
-            blob = f.read()
-    except OSError as e:
-        raise RuntimeFailure(f"cannot read weights {path}: {e.strerror}; run ./download.sh") from None
+    blob = read_bytes(path, what="weights ", advice="; run ./download.sh")
     try:
         return _parse(blob, path)
     except (ValueError, OverflowError, struct.error) as exc:  # garbage sizes, shapes or names
