@@ -55,7 +55,8 @@ def test_bench_end_to_end_both_backends(tmp_path, images):
     assert (rows["peak_mem_mb"] > 50).all() and (rows["peak_mem_mb"] == rows["rss_peak_mb"]).all()
     assert (rows["min_epoch_s"] <= rows["median_epoch_s"]).all()
     assert (rows["median_epoch_s"] <= rows["max_epoch_s"]).all()
-    assert (rows["total_s"] >= rows["setup_s"] + 3 * rows["min_epoch_s"] - 1e-9).all()
+    # total = setup + the warm-up epoch (first_epoch_s) + the 2 timed ones; the warm-up may be the fastest.
+    assert (rows["total_s"] >= rows["setup_s"] + rows["first_epoch_s"] + 2 * rows["min_epoch_s"] - 1e-9).all()
     assert (rows["threads"] == 1).all()
     settings = dict(zip(rows["backend"], rows["thread_setting"]))
     assert settings["mxnet"] == "OMP_NUM_THREADS=1 MXNET_CPU_WORKER_NTHREADS=1"
