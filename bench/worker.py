@@ -23,7 +23,6 @@ RESULT_PREFIX = "BENCH-RESULT "
 MXNET_MAX_COMPUTE_CAPABILITY = (8, 6)
 
 
-
 class Unavailable(Exception):
     """The configuration cannot run here (status "no-device" or "unsupported"); not a failure of the code."""
 

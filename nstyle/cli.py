@@ -38,7 +38,7 @@ NUMBER_RANGES = (("--stop-eps", 0, True), ("--content-weight", 0, True), ("--sty
 MAX_LONG_EDGE = math.isqrt(imageio.MAX_INPUT_PIXELS)
 
 # Refuse to start only when the memory model predicts more than this many times the free memory: from 384 px up
-# it is within 8 % of every measurement (nstyle/memory.py), so a refused run would not have fitted. Between 1×
+# it is within 7 % of every measurement (nstyle/memory.py), so a refused run would not have fitted. Between 1×
 # and this, the run starts with a warning.
 MEMORY_REFUSAL_FACTOR = 1.25
 

@@ -12,7 +12,7 @@ import pytest
 
 import reference
 from nstyle import imageio
-from nstyle.cli import main
+from nstyle.cli import build_parser, main
 from nstyle.convert import verify_params
 from nstyle.vgg import STYLE_LAYERS, load_weights
 
@@ -79,7 +79,7 @@ def test_stylizes_the_sample_pair(tmp_path, vgg16_dir):
                  "--max-num-epochs", "300", "--remove-noise", "0"]) == 0
     raw = imageio.load_image(output)
     # The default --remove-noise removes most pixel-level noise and keeps the strokes (README, "--remove-noise").
-    result = imageio.denoise(raw, 0.2)
+    result = imageio.denoise(raw, build_parser().get_default("remove_noise"))
     assert pixel_noise(result) <= 0.5 * pixel_noise(raw)
     assert stroke_band(result) >= 0.9 * stroke_band(raw)
     content, style = imageio.load_pair(CONTENT, STYLE, LONG_EDGE)
