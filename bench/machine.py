@@ -23,6 +23,23 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
+# The CPU features that decide which convolution kernels oneDNN can run (timings compare only within one set).
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
+
+
+def cpu_flags():
+    """The SPEED_FLAGS this CPU has, space-separated ("" where /proc/cpuinfo does not say)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    present = set(line.split(":", 1)[1].split())
+                    return " ".join(flag for flag in SPEED_FLAGS if flag in present)
+    except OSError:
+        pass
+    return ""
+
+
 def physical_cores():
     """Distinct (physical id, core id) pairs in /proc/cpuinfo; None where it does not say."""
     cores, physical = set(), "0"
@@ -130,6 +147,7 @@ def machine_info(threads):
     """Everything the results depend on besides the code; `label` names the machine in merged reports."""
     gpu_data, gpu_missing = gpus()
     info = {"hostname": socket.gethostname(), "platform": platform.platform(), "cpu_model": cpu_model(),
+            "cpu_flags": cpu_flags(),
             "cpus_logical": os.cpu_count(), "cpus_physical": physical_cores(), "cpus_usable": usable_cpus(),
             "memory_total_mb": memory_total_mb(), "threads": threads, "libraries": library_versions()}
     if gpu_data:

@@ -169,10 +169,10 @@ def framework_peak(backend_name, index):
 
 
 def run_defaults(model):
-    """(StyleSettings, max epochs) that run.py would use for this model: its own defaults, not a copy of them."""
-    from nstyle.cli import build_parser, style_settings
-    defaults = build_parser().parse_args(["--content-image", "-", "--style-image", "-"])
-    return style_settings(model, defaults), defaults.max_num_epochs
+    """(StyleSettings, max epochs) of run.py's example loop (--optimizer nag) for this model: its own defaults."""
+    from nstyle.settings import run_settings
+    settings = run_settings(model, optimizer="nag")
+    return settings.style, settings.scales[-1].epochs
 
 
 def measure(args, row):
@@ -221,10 +221,10 @@ def measure(args, row):
             raise RuntimeError("injected failure after setup (--inject-failure test hook)")
 
         if args.stop_eps is None:  # a fixed number of epochs: warm-up, then the timed ones
-            result = optimize(backend, args.warmup + args.epochs, stop_eps=0.0, progress=False)
+            result = optimize(backend, args.warmup + args.epochs, stop_eps=0.0)
         else:  # a whole run, as run.py does it, until the change drops below stop_eps
             max_epochs = args.max_epochs or default_max_epochs
-            result = optimize(backend, max_epochs, stop_eps=args.stop_eps, progress=False)
+            result = optimize(backend, max_epochs, stop_eps=args.stop_eps)
         if result.stop_reason == "non-finite":  # the timings of a diverged run measure nothing
             raise RuntimeError(f"NaN or inf in the image at epoch {result.epochs}")
         if args.stop_eps is not None:

@@ -55,3 +55,67 @@ def nag_update(image, gradient, velocity, lr, settings):
     step = lr * (gradient + settings.wd * image)
     new_image = image + settings.momentum * (decayed - step) - step
     return new_image, decayed - lr * (gradient + settings.wd * new_image)
+
+
+# --- The scalar objective of the L-BFGS and Adam optimizers (the NAG loop above keeps the example's heads) ---
+# objective(x) = style_weight · mean over style layers of ‖G(x) − A‖² / ‖A‖²
+#              + content_weight · ‖F(x) − P‖² / ‖P‖²
+#              + tv_weight · tv_energy(x) / ‖content‖²
+# Each term is relative to its target's own size, so one set of weights means the same at any image size and for
+# any style image (a Gram matrix grows with H·W and with the style's contrast; the normalisation cancels both).
+
+
+def objective_head_scales(style_target_sq_norms, content_target_sq_norm, style_weight, content_weight):
+    """Factors on the raw heads Σ(G − A)² (one per style layer) and Σ(F − P)² that give the objective's terms."""
+    layers = len(style_target_sq_norms)
+    return ([float(style_weight) / (layers * max(float(norm), 1e-30)) for norm in style_target_sq_norms]
+            + [float(content_weight) / max(float(content_target_sq_norm), 1e-30)])
+
+
+def tv_energy_scale(tv_weight, content):
+    """Factor on tv_energy: the smoothness term relative to the photo's own energy ‖content‖²."""
+    return float(tv_weight) / max(float(np.dot(content.ravel().astype(np.float64), content.ravel())), 1e-30)
+
+
+def tv_energy(image):
+    """Σ of squared differences between vertical and horizontal neighbours, per channel (no padding: the borders
+    are not pulled towards 0, the ImageNet mean)."""
+    image = np.asarray(image, dtype=np.float64)
+    return float(np.sum(np.diff(image, axis=2) ** 2) + np.sum(np.diff(image, axis=3) ** 2))
+
+
+def tv_energy_gradient(image):
+    image = np.asarray(image, dtype=np.float64)
+    gradient = np.zeros_like(image)
+    for axis in (2, 3):
+        difference = 2 * np.diff(image, axis=axis)
+        head = [slice(None)] * 4
+        tail = [slice(None)] * 4
+        head[axis], tail[axis] = slice(1, None), slice(None, -1)
+        gradient[tuple(head)] += difference
+        gradient[tuple(tail)] -= difference
+    return gradient
+
+
+@dataclass(frozen=True)
+class AdamSettings:
+    lr: float
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+
+
+def adam_step_factors(settings, step):
+    """(lr_t, epsilon_t) such that x −= lr_t · m / (√v + epsilon_t) is PyTorch's bias-corrected Adam at step
+    (1-based): lr/(1 − β₁ᵗ) · m / (√v/√(1 − β₂ᵗ) + ε). MXNet's adam_update has no bias correction of its own."""
+    correction1 = 1 - settings.beta1 ** step
+    root_correction2 = np.sqrt(1 - settings.beta2 ** step)
+    return settings.lr * root_correction2 / correction1, settings.epsilon * root_correction2
+
+
+def adam_update(image, gradient, mean, variance, step, settings):
+    """Reference Adam step in numpy (PyTorch's torch.optim.Adam, no weight decay). Returns (x', m', v')."""
+    mean = settings.beta1 * mean + (1 - settings.beta1) * gradient
+    variance = settings.beta2 * variance + (1 - settings.beta2) * gradient * gradient
+    lr_t, epsilon_t = adam_step_factors(settings, step)
+    return image - lr_t * mean / (np.sqrt(variance) + epsilon_t), mean, variance

@@ -1,7 +1,8 @@
 """Checkpoints: an interrupted run's state beside its output, so that --resume continues it exactly.
 
-`<output stem>.ckpt.npz` holds the raw image (not the denoised, rounded picture), the optimizer's momentum
-and update count, the last finished epoch, the settings that decide the result (checked on resume) and
+`<output stem>.ckpt.npz` holds the raw image (not the denoised, rounded picture), the optimizer's state (NAG's
+momentum, Adam's moments, the update count; L-BFGS keeps no history here and rebuilds it), the scale and the
+last finished epoch there, the settings that decide the result (checked on resume) and
 every flag of the run (for the record). Written atomically, like every file nstyle writes.
 """
 import io
@@ -15,17 +16,19 @@ import numpy as np
 from nstyle.errors import RuntimeFailure, UsageError
 from nstyle.files import atomic_write
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+OPTIONAL_STATE = ("adam_mean", "adam_variance")
 SUFFIX = ".ckpt.npz"
 
 
 @dataclass(frozen=True)
 class Checkpoint:
     path: str
-    state: dict  # {"image", "momentum", "updates"}: what Backend.load_state takes
-    epoch: int  # the last finished epoch
+    state: dict  # {"image", "momentum", "updates", ...}: what Backend.load_state takes
+    epoch: int  # the last finished epoch of its scale
     settings: dict  # flag name -> value for the flags that decide the result
     arguments: dict  # every flag of the interrupted run
+    scale: int = 0  # index of the scale (coarse to fine) the run was in
 
 
 def checkpoint_path(output_path):
@@ -33,10 +36,12 @@ def checkpoint_path(output_path):
     return os.path.splitext(os.fspath(output_path))[0] + SUFFIX
 
 
-def save_checkpoint(path, state, epoch, settings, arguments):
+def save_checkpoint(path, state, epoch, settings, arguments, scale=0):
     buffer = io.BytesIO()
+    optional = {key: state[key] for key in OPTIONAL_STATE if key in state}
     np.savez(buffer, version=FORMAT_VERSION, image=state["image"], momentum=state["momentum"],
-             updates=state["updates"], epoch=epoch, settings=json.dumps(settings), arguments=json.dumps(arguments))
+             updates=state["updates"], epoch=epoch, scale=scale, settings=json.dumps(settings),
+             arguments=json.dumps(arguments), **optional)
     try:
         atomic_write(path, buffer.getvalue())
     except OSError as exc:
@@ -55,9 +60,10 @@ def load_checkpoint(path):
             image, momentum = data["image"], data["momentum"]
             if image.ndim != 4 or image.shape != momentum.shape:
                 raise ValueError(f"image {image.shape} and momentum {momentum.shape} do not match")
-            return Checkpoint(path, {"image": image, "momentum": momentum, "updates": int(data["updates"])},
-                              int(data["epoch"]), json.loads(str(data["settings"])),
-                              json.loads(str(data["arguments"])))
+            state = {"image": image, "momentum": momentum, "updates": int(data["updates"])}
+            state.update({key: data[key] for key in OPTIONAL_STATE if key in data.files})
+            return Checkpoint(path, state, int(data["epoch"]), json.loads(str(data["settings"])),
+                              json.loads(str(data["arguments"])), int(data["scale"]))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise RuntimeFailure(f"checkpoint {path} is unreadable ({exc}); delete it and run without --resume") \
             from None
@@ -71,7 +77,8 @@ def remove_checkpoint(path):
 
 
 def check_resumable(saved, settings, max_epochs, image_shape):
-    """UsageError unless the run asked for continues the checkpoint's: same settings, more epochs, same size."""
+    """UsageError unless the run asked for continues the checkpoint's: same settings, more epochs at the
+    checkpoint's scale (max_epochs: that scale's budget), same size there (image_shape)."""
     changed = [f"--{name.replace('_', '-')} {saved.settings.get(name)} (now {value})"
                for name, value in settings.items() if saved.settings.get(name) != value]
     if changed:

@@ -12,20 +12,16 @@ from typing import Optional
 
 import numpy as np
 
-from nstyle import checkpoint, imageio, memory
-from nstyle.algorithm import StyleSettings, initial_image
-from nstyle.backends import BACKENDS, create_backend, gpu_count, is_unsupported_gpu, use_cpu_threads
+from nstyle import checkpoint, imageio, memory, settings as defaults
+from nstyle.backends import BACKENDS, PRECISIONS, gpu_count, is_unsupported_gpu, use_cpu_threads
 from nstyle.errors import NStyleError, RuntimeFailure, UsageError
 from nstyle.interrupt import StopOnSignal
-from nstyle.train import optimize
+from nstyle.optimizers import OPTIMIZERS
+from nstyle.stylize import stylize as run_stylize
 from nstyle.vgg import (CONVS_PER_BLOCK, MIN_IMAGE_SIDE, available_model, load_weights,
                         params_path)
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-# content : style balance per model, chosen by looking at results (README, "Defaults"). The example's
-# 10 : 1 was tuned for its VGG19 file; the VGG16 weights weigh style more heavily at the same ratio.
-LOSS_WEIGHTS_BY_MODEL = {"vgg19": (10.0, 1.0), "vgg16": (400.0, 1.0)}
 
 # (flag, lowest allowed value, whether the lowest itself is allowed); every number must also be finite.
 # Unset weights (None) take the model's defaults.
@@ -64,14 +60,28 @@ def build_parser():
         "default vgg19 when model/vgg19.params exists, else vgg16")
     arg("--content-image", required=True, help="the photo to paint")
     arg("--style-image", required=True, help="the painting whose style to use")
-    arg("--stop-eps", type=float, default=0.005, help="stop when the relative change per epoch drops below this")
-    arg("--content-weight", type=float, help="content loss weight (default per model: vgg19 10, vgg16 %g)"
-        % LOSS_WEIGHTS_BY_MODEL["vgg16"][0])
-    arg("--style-weight", type=float, help="style loss weight (default per model: 1)")
-    arg("--tv-weight", type=float, default=0.01, help="total-variation smoothing weight")
-    arg("--max-num-epochs", type=int, default=1000, help="upper bound on epochs")
+    arg("--optimizer", choices=OPTIMIZERS, default="lbfgs",
+        help="lbfgs (default) or adam on the normalised loss, coarse to fine; nag: the example's own loop")
+    arg("--init", help="starting image: noise, content, style or an image file (default: content; nag: noise)")
+    arg("--scales", help="comma list of long edges, coarse to fine, ending at --max-long-edge (default: lbfgs and "
+        "adam halve from --max-long-edge down to 128 px, e.g. 128,256,512; nag: one scale)")
+    arg("--scale-epochs", help="comma list of epochs per scale (default: lbfgs %s, adam %s for three scales; "
+        "nag --max-num-epochs)" % tuple(",".join(map(str, defaults.SCALE_EPOCHS[name])) for name in ("lbfgs", "adam")))
+    arg("--stop-eps", type=float, help="stop a scale when the relative change per epoch drops below this "
+        f"(default: nag {defaults.NAG_STOP_EPS}; lbfgs and adam 0, they run their epochs)")
+    arg("--content-weight", type=float, help="content loss weight (default: lbfgs/adam %g; nag per model: vgg19 "
+        "10, vgg16 %g)" % (defaults.OBJECTIVE_CONTENT_WEIGHT, defaults.NAG_LOSS_WEIGHTS["vgg16"][0]))
+    arg("--style-weight", type=float, help="style loss weight (default: lbfgs/adam %g; nag 1)"
+        % defaults.OBJECTIVE_STYLE_WEIGHT)
+    arg("--tv-weight", type=float, help="total-variation smoothing weight (default: lbfgs/adam %g; nag %g)"
+        % (defaults.OBJECTIVE_TV_WEIGHT, defaults.NAG_TV_WEIGHT))
+    arg("--max-num-epochs", type=int, default=defaults.NAG_MAX_EPOCHS, help="upper bound on epochs per scale")
     arg("--max-long-edge", type=int, default=512, help="resize so the longer side has this many pixels")
-    arg("--lr", type=float, default=0.001, help="learning rate (×0.9 every 75 epochs)")
+    arg("--lr", type=float, help="learning rate: nag %g (×0.9 every 75 epochs), adam %g; lbfgs has none"
+        % (defaults.NAG_LR, defaults.ADAM_LR))
+    arg("--precision", choices=("auto",) + PRECISIONS, default="auto",
+        help="arithmetic of the network: auto = bfloat16 where the CPU has AVX512_BF16 (mxnet backend), else "
+             "float32")
     arg("--gpu", default="auto", help="GPU index, -1 for the CPU; default: GPU 0 when one can be used, else CPU")
     arg("--output", default=os.path.join("output", "out.jpg"),
         help="where to write the result (an existing file is replaced)")
@@ -88,6 +98,16 @@ def build_parser():
         help="continue the interrupted run whose checkpoint <output stem>.ckpt.npz lies beside --output")
     arg("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def int_list(flag, text):
+    try:
+        values = [int(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise UsageError(f"{flag} {text!r}: give a comma list of whole numbers such as 128,256,512") from None
+    if not values or min(values) < 1:
+        raise UsageError(f"{flag} {text!r}: give a comma list of whole numbers ≥ 1")
+    return values
 
 
 def check_numbers(args):
@@ -155,46 +175,91 @@ def choose_model(args):
                                             else "model/vgg19.params not found; the offline VGG16 weights")
 
 
-def style_settings(model_name, args):
-    """StyleSettings from parsed flags, with the model's loss weights where the flags leave them unset."""
-    default_content, default_style = LOSS_WEIGHTS_BY_MODEL[model_name]
-    return StyleSettings(
-        content_weight=default_content if args.content_weight is None else args.content_weight,
-        style_weight=default_style if args.style_weight is None else args.style_weight,
-        tv_weight=args.tv_weight, lr=args.lr)
+def check_init(init):
+    """The --init value, or UsageError: a keyword or an image file that exists."""
+    if init in (None, "noise", "content", "style") or os.path.isfile(init):
+        return init
+    raise UsageError(f"--init {init!r}: give noise, content, style or an existing image file")
+
+
+def scale_list(args):
+    """(edges, epochs per scale or None) from --scales / --scale-epochs, checked against --max-long-edge."""
+    edges = int_list("--scales", args.scales) if args.scales else \
+        defaults.scale_edges(args.max_long_edge, args.optimizer)
+    if edges != sorted(set(edges)) or edges[-1] != args.max_long_edge:
+        raise UsageError(f"--scales {','.join(map(str, edges))}: give growing long edges that end at "
+                         f"--max-long-edge ({args.max_long_edge})")
+    epochs = int_list("--scale-epochs", args.scale_epochs) if args.scale_epochs else None
+    if epochs is not None and len(epochs) != len(edges):
+        raise UsageError(f"--scale-epochs gives {len(epochs)} numbers for {len(edges)} scales; give one per scale")
+    return edges, epochs
+
+
+def choose_precision(flag, backend_name, device):
+    """(precision, why) — auto: bfloat16 where oneDNN has AVX512_BF16 kernels for MXNet on the CPU."""
+    if flag != "auto":
+        return flag, None
+    if backend_name == "mxnet" and device == "cpu" and cpu_has_bf16():
+        return "bfloat16", "precision: bfloat16 (auto: the CPU has AVX512_BF16; --precision float32 to turn off)"
+    return "float32", None
+
+
+def cpu_has_bf16():
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return "avx512_bf16" in cpuinfo.read()
+    except OSError:
+        return False
+
+
+def run_settings_from(args, model_name, device, precision):
+    """RunSettings from parsed flags; what a flag leaves unset takes the optimizer's (and model's) default."""
+    edges, epochs = scale_list(args)
+    return defaults.run_settings(
+        model_name, optimizer=args.optimizer, long_edge=args.max_long_edge, scales=edges, scale_epochs=epochs,
+        max_epochs=args.max_num_epochs, content_weight=args.content_weight, style_weight=args.style_weight,
+        tv_weight=args.tv_weight, lr=args.lr, init=check_init(args.init), stop_eps=args.stop_eps, seed=args.seed,
+        backend=args.backend, device=device, precision=precision)
 
 
 def decisive_settings(args, model_name, settings):
-    """The flags that decide the result, per-model defaults filled in: a resumed run must have the same.
+    """The flags that decide the result, defaults filled in: a resumed run must have the same.
 
-    Not the seed (the checkpoint replaces the starting noise), nor the device, the stop rule or the saving.
+    Not the seed (the checkpoint replaces the start), nor the device, the stop rule or the saving.
     """
+    style = settings.style
     return {"content_image": os.path.abspath(args.content_image), "style_image": os.path.abspath(args.style_image),
             "max_long_edge": args.max_long_edge, "model": model_name, "backend": args.backend,
-            "content_weight": settings.content_weight, "style_weight": settings.style_weight,
-            "tv_weight": settings.tv_weight, "lr": settings.lr}
+            "content_weight": style.content_weight, "style_weight": style.style_weight,
+            "tv_weight": style.tv_weight, "lr": style.lr, "optimizer": settings.optimizer,
+            "scales": [scale.long_edge for scale in settings.scales], "precision": settings.precision}
 
 
 @dataclass(frozen=True)
 class Job:
-    """A run whose every input has been checked: what the backend and the loop need."""
+    """A run whose every input has been checked: what the entry point needs."""
     model_name: str
-    settings: StyleSettings
+    settings: object  # nstyle.settings.RunSettings
     decisive: dict  # decisive_settings: stored in a checkpoint, compared on --resume
-    content: np.ndarray  # preprocessed, (1, 3, H, W)
-    style: np.ndarray
-    device: str
+    content_rgb: np.ndarray  # as read, HxWx3 uint8; stylize resizes it per scale
+    style_rgb: np.ndarray
+    init_rgb: Optional[np.ndarray]  # --init PATH, read
+    output_shape: tuple  # (1, 3, H, W) at the output's size
     checkpoint_file: str
     saved: Optional[checkpoint.Checkpoint]  # the checkpoint to continue (--resume), else None
 
     @property
-    def first_epoch(self):
-        return 1 if self.saved is None else self.saved.epoch + 1
+    def device(self):
+        return self.settings.device
+
+    @property
+    def resume(self):
+        return None if self.saved is None else (self.saved.scale, self.saved.epoch + 1, self.saved.state)
 
 
 def memory_advice(problem, args, job, available_mb):
     """One line: what failed at which size, what the memory model predicts, and the largest size it fits."""
-    height, width = job.content.shape[2:]
+    height, width = job.output_shape[2:]
     text = f"{problem} at {width}x{height} px (--max-long-edge {args.max_long_edge}) on {job.device}"
     predicted = memory.predicted_peak_mb(args.backend, job.device, job.model_name, height, width)
     if predicted is not None and available_mb is not None:
@@ -211,7 +276,7 @@ def memory_advice(problem, args, job, available_mb):
 
 def check_memory(args, job, available_mb):
     """Fail before binding when the run clearly cannot fit: on Linux the kernel kills it otherwise, silently."""
-    predicted = memory.predicted_peak_mb(args.backend, job.device, job.model_name, *job.content.shape[2:])
+    predicted = memory.predicted_peak_mb(args.backend, job.device, job.model_name, *job.output_shape[2:])
     if predicted is None or available_mb is None:
         return
     if predicted > available_mb * MEMORY_REFUSAL_FACTOR:
@@ -249,28 +314,59 @@ def checkpoint_to_resume(args, checkpoint_file):
 
 
 def prepare(args):
-    """Check every input, cheapest first, before anything is logged; (Job, lines to log)."""
+    """Check every input, cheapest first, before anything is logged; (Job, weights, lines to log)."""
     check_numbers(args)
     check_paths(args)
     checkpoint_file = checkpoint.checkpoint_path(args.output)
     saved = checkpoint_to_resume(args, checkpoint_file)
     model_name, model_note = choose_model(args)
-    settings = style_settings(model_name, args)
-    decisive = decisive_settings(args, model_name, settings)
-    content_rgb, style_rgb = imageio.load_pair(args.content_image, args.style_image, args.max_long_edge)
-    check_image_size(content_rgb, args.max_long_edge)
-    content = imageio.preprocess(content_rgb)
-    if saved is not None:
-        checkpoint.check_resumable(saved, decisive, args.max_num_epochs, content.shape)
-    weights = load_weights(model_name, params_path(args.model_dir, model_name))
+    scale_list(args)  # flags first: a usage error before any image is read
+    init_rgb = imageio.load_image(args.init) if check_init(args.init) not in (None, "noise", "content", "style") \
+        else None
+    content_rgb, style_rgb = imageio.load_image(args.content_image), imageio.load_image(args.style_image)
     use_cpu_threads(args.backend, args.threads)  # before the framework's first import: MXNet reads it then
     device, device_note = choose_device(args.gpu, args.backend)
-    job = Job(model_name, settings, decisive, content, imageio.preprocess(style_rgb), device, checkpoint_file, saved)
-    return job, weights, [note for note in (model_note, device_note) if note]
+    precision, precision_note = choose_precision(args.precision, args.backend, device)
+    settings = run_settings_from(args, model_name, device, precision)
+    for scale in settings.scales:  # the coarsest scale decides whether VGG can read the image
+        check_image_size(imageio.resize_long_edge(content_rgb, scale.long_edge), scale.long_edge)
+    decisive = decisive_settings(args, model_name, settings)
+    output_shape = imageio.preprocess(imageio.resize_long_edge(content_rgb, args.max_long_edge)).shape
+    if saved is not None:
+        scale = settings.scales[min(saved.scale, len(settings.scales) - 1)]
+        checkpoint.check_resumable(saved, decisive, scale.epochs, imageio.preprocess(
+            imageio.resize_long_edge(content_rgb, scale.long_edge)).shape)
+    weights = load_weights(model_name, params_path(args.model_dir, model_name))
+    job = Job(model_name, settings, decisive, content_rgb, style_rgb, init_rgb, output_shape, checkpoint_file, saved)
+    return job, weights, [note for note in (model_note, device_note, precision_note) if note]
 
 
 def save_output(args, path, image):
     imageio.save_image(path, imageio.postprocess(image), args.remove_noise, args.denoise_method)
+
+
+class ProgressBar:
+    """tqdm over the run's work in full-size epochs (an epoch at half the long edge counts a quarter), so that its
+    ETA holds across scales; it shows the scale, the epoch there and the relative change. Made at the first
+    epoch, when the total is known."""
+
+    def __init__(self, enabled):
+        self.enabled, self.bar = enabled, None
+
+    def __call__(self, progress):
+        if self.bar is None:
+            from tqdm import tqdm
+            self.bar = tqdm(total=round(progress.total_work, 2), disable=not self.enabled, dynamic_ncols=True,
+                            desc="stylizing", bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} full-size epochs "
+                                                         "[{elapsed}<{remaining}{postfix}]")
+        change = "–" if progress.change is None else f"{progress.change:.4f}"
+        self.bar.set_postfix_str(f"{progress.long_edge} px epoch {progress.epoch}/{progress.scale_epochs}, "
+                                 f"change {change}", refresh=False)
+        self.bar.update(min(progress.work, self.bar.total) - self.bar.n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
 def stylize(args):
@@ -279,52 +375,58 @@ def stylize(args):
     for note in notes:
         log.info(note)
     if job.saved is not None:
-        log.info("resuming %s after epoch %d", job.checkpoint_file, job.saved.epoch)
+        log.info("resuming %s after epoch %d of scale %d", job.checkpoint_file, job.saved.epoch, job.saved.scale + 1)
     elif os.path.exists(args.output):
         log.info("%s exists; this run replaces it when it saves", args.output)
     available_mb = memory.available_memory_mb(job.device, args.backend)
     check_memory(args, job, available_mb)
-    log.info("%s on %s, %s, %dx%d, content %g : style %g", args.backend, job.device, job.model_name,
-             job.content.shape[3], job.content.shape[2], job.settings.content_weight, job.settings.style_weight)
+    settings = job.settings
+    style = settings.style
+    log.info("%s on %s, %s, %s from %s, scales %s px, %dx%d, content %g : style %g : tv %g", args.backend,
+             job.device, job.model_name, settings.optimizer, settings.init if job.init_rgb is None else args.init,
+             ",".join(f"{scale.long_edge}:{scale.epochs}" for scale in settings.scales), job.output_shape[3],
+             job.output_shape[2], style.content_weight, style.style_weight, style.tv_weight)
 
+    bar = ProgressBar(not args.quiet)
     with framework_errors_reported(functools.partial(memory_advice, "out of memory", args, job, available_mb),
                                    args.backend):
-        backend = create_backend(args.backend, weights, job.content, job.style, job.settings, job.device,
-                                 initial_image(job.content.shape, args.seed))
-        del weights  # the backend holds its own copy
-        memory.return_freed_memory()
-        if job.saved is not None:
-            backend.load_state(job.saved.state)
-        with StopOnSignal() as stop:
-            result = optimize(backend, args.max_num_epochs, args.stop_eps, args.save_epochs,
-                              save=lambda epoch, image: save_output(
-                                  args, imageio.stylized_epoch_path(args.output, epoch), image),
-                              progress=not args.quiet, first_epoch=job.first_epoch, should_stop=stop.requested)
-            return finish(args, job, backend, result, stop)
+        try:
+            with StopOnSignal() as stop:
+                result = run_stylize(job.content_rgb, job.style_rgb, weights, settings, callback=bar,
+                                     save=lambda epoch, image: save_output(
+                                         args, imageio.stylized_epoch_path(args.output, epoch), image),
+                                     save_every=args.save_epochs, should_stop=stop.requested, init_rgb=job.init_rgb,
+                                     resume=job.resume)
+        finally:
+            bar.close()
+        return finish(args, job, result, stop)
 
 
-def finish(args, job, backend, result, stop):
+def finish(args, job, result, stop):
     """Save the result (and on interruption a checkpoint); the exit code."""
     save_output(args, args.output, result.image)
     if result.stop_reason == "interrupted":
-        checkpoint.save_checkpoint(job.checkpoint_file, backend.state(), result.last_epoch, job.decisive,
-                                   vars(args))
-        print(f"interrupted after epoch {result.last_epoch}: saved {args.output} and the checkpoint "
-              f"{job.checkpoint_file}; run the same command with --resume to continue", file=sys.stderr)
+        checkpoint.save_checkpoint(job.checkpoint_file, result.state, result.last_epoch, job.decisive, vars(args),
+                                   scale=result.scale_index)
+        print(f"interrupted after epoch {result.last_epoch} (scale {result.scale_index + 1} of "
+              f"{len(job.settings.scales)}): saved {args.output} and the checkpoint {job.checkpoint_file}; run the "
+              "same command with --resume to continue", file=sys.stderr)
         return stop.exit_code
     checkpoint.remove_checkpoint(job.checkpoint_file)  # the run has ended: nothing is left to resume
     if result.stop_reason == "non-finite":
         kept = (f"from epoch {result.last_epoch}" if result.last_epoch else
-                "the starting noise: no epoch ended finite")
+                "the starting image: no epoch ended finite")
         raise RuntimeFailure(f"the loss became NaN or infinite at epoch {result.last_epoch + 1}; saved the last "
-                             f"finite image ({kept}) to {args.output}; lower --lr (now {args.lr:g}) or the "
-                             "loss weights")
-    why = (f"relative change {result.last_change:.4f} < {args.stop_eps:g}" if result.stop_reason == "converged"
-           else f"reached --max-num-epochs {args.max_num_epochs}")
-    if job.first_epoch > 1:
+                             f"finite image ({kept}) to {args.output}; lower --lr (now {job.settings.style.lr:g}) "
+                             "or the loss weights")
+    last = job.settings.scales[-1]
+    why = (f"relative change {result.last_change:.4f} < {job.settings.stop_eps:g} at {result.scales[-1].long_edge} px"
+           if result.stop_reason == "converged" else f"ran its {last.epochs} epochs at {last.long_edge} px")
+    if job.saved is not None:
         why += f"; {result.epochs} after --resume"
-    log.info("done: %d epochs (%s) in %.1f s (%.2f s/epoch), peak RSS %.0f MB -> %s", result.last_epoch, why,
-             result.seconds, result.seconds / max(result.epochs, 1), memory.peak_rss_mb(), args.output)
+    per_scale = ", ".join(f"{scale.epochs} at {scale.long_edge} px" for scale in result.scales)
+    log.info("done: %d epochs (%s; %s) in %.1f s, %s, peak RSS %.0f MB -> %s", result.epochs, per_scale, why,
+             result.seconds, job.settings.precision, memory.peak_rss_mb(), args.output)
     return 0
 
 

@@ -87,12 +87,12 @@ def test_step_is_clip_plus_tv_plus_nag(backend_name, tiny_weights):
 
 def test_state_round_trip_resumes_exactly(backend_name, tiny_weights):
     straight, _, _ = make_backend(backend_name, tiny_weights)
-    optimize(straight, 6, 0.0, progress=False)
+    optimize(straight, 6, 0.0)
     first, _, _ = make_backend(backend_name, tiny_weights)
-    optimize(first, 3, 0.0, progress=False)
+    optimize(first, 3, 0.0)
     second, _, _ = make_backend(backend_name, tiny_weights, seed=99)
     second.load_state(first.state())
-    optimize(second, 6, 0.0, progress=False, first_epoch=4)
+    optimize(second, 6, 0.0, first_epoch=4)
     np.testing.assert_array_equal(second.image(), straight.image())
 
 

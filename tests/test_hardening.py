@@ -376,7 +376,7 @@ def test_loop_stops_at_the_first_non_finite_epoch_and_keeps_the_last_finite_imag
     images = [np.full((1, 3, 2, 2), float(epoch), np.float32) for epoch in range(6)]
     images[3] = images[3] * bad_image
     changes = [0.5, 0.5, bad_change, 0.5, 0.5]
-    result = optimize(ScriptedBackend(images, changes), 5, stop_eps=0.01, progress=False)
+    result = optimize(ScriptedBackend(images, changes), 5, stop_eps=0.01)
     assert (result.stop_reason, result.epochs, result.last_epoch) == ("non-finite", 3, 2)
     assert np.array_equal(result.image, images[2])
 

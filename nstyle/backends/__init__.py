@@ -22,8 +22,11 @@ def backend_class(name):
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def create_backend(name, weights, content, style, settings, device, initial_image):
-    return backend_class(name)(weights, content, style, settings, device, initial_image)
+PRECISIONS = ("float32", "bfloat16")
+
+
+def create_backend(name, weights, content, style, settings, device, initial_image, precision="float32"):
+    return backend_class(name)(weights, content, style, settings, device, initial_image, precision=precision)
 
 
 def gpu_count(name):

@@ -26,12 +26,26 @@ class Backend(ABC):
         """One epoch: forward, backward, clip, add the TV gradient, NAG update. Returns the relative change."""
 
     @abstractmethod
+    def objective(self, image):
+        """Set the image and evaluate the scalar objective of L-BFGS and Adam (algorithm.objective_head_scales:
+        normalised style and content terms plus the TV energy): (loss float, gradient numpy float32)."""
+
+    @abstractmethod
+    def adam_step(self, adam_settings):
+        """One epoch of Adam on the objective, with the framework's own update. Returns the relative change."""
+
+    @abstractmethod
+    def set_image(self, image):
+        """Replace the current image (numpy (1, 3, H, W))."""
+
+    @abstractmethod
     def image(self):
         """The current image, (1, 3, H, W) float32 numpy, mean-subtracted."""
 
     @abstractmethod
     def losses_and_gradient(self, image):
-        """For checks: ({"style": [per layer], "content": float}, gradient of the weighted loss w.r.t. image).
+        """For checks: ({"style": [per layer], "content": float, "tv": float}, gradient of the example's weighted
+        loss w.r.t. image).
 
         The gradient is the raw one the heads produce (no clipping, no TV); the state is unchanged.
         """
@@ -42,7 +56,7 @@ class Backend(ABC):
 
     @abstractmethod
     def state(self):
-        """{"image", "momentum", "updates"} as numpy/int, enough to resume exactly."""
+        """{"image", "momentum", "updates", "adam_mean", "adam_variance"} as numpy/int, enough to resume exactly."""
 
     @abstractmethod
     def load_state(self, state):

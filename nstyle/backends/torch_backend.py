@@ -5,6 +5,7 @@ gradient; the VGG weights are constant tensors.
 """
 import torch
 import torch.nn.functional as F
+from torch.optim.adam import adam as torch_adam
 
 from nstyle import algorithm
 from nstyle.backends.base import Backend, parse_device
@@ -30,26 +31,52 @@ def gram(feature):
     return flat @ flat.t()
 
 
+def vgg_layers(weights, device):
+    """((weight, bias) tensors per conv or None per pool, up to the deepest layer the losses read; their ReLU names)."""
+    wanted = set(STYLE_LAYERS) | {CONTENT_LAYER}
+    layers, names = [], []
+    for layer in weights.plan():
+        if isinstance(layer, Conv):
+            layers.append(tuple(torch.tensor(weights.arrays[f"{layer.name}_{part}"], dtype=torch.float32,
+                                             device=device) for part in ("weight", "bias")))
+            names.append(layer.name.replace("conv", "relu"))
+            if not wanted - set(names):
+                break
+        else:
+            layers.append(None)
+            names.append(None)
+    return layers, names
+
+
+def vgg_features(layers, names, x):
+    """{relu name: feature map} for the style and content layers."""
+    out = {}
+    for params, name in zip(layers, names):
+        if params is None:
+            x = F.avg_pool2d(x, kernel_size=2, stride=2)  # floor mode, as MXNet's default "valid"
+        else:
+            # In place is safe: the conv output is not saved for backward, and ReLU's backward uses its result.
+            x = F.relu(F.conv2d(x, params[0], params[1], padding=1), inplace=True)
+            out[name] = x
+    return out
+
+
+def tv_energy(image):
+    """algorithm.tv_energy: squared differences of vertical and horizontal neighbours."""
+    return (torch.sum(torch.square(image[:, :, 1:, :] - image[:, :, :-1, :]))
+            + torch.sum(torch.square(image[:, :, :, 1:] - image[:, :, :, :-1])))
+
+
 class TorchBackend(Backend):
     name = "torch"
 
-    def __init__(self, weights, content, style, settings, device, initial_image):
+    def __init__(self, weights, content, style, settings, device, initial_image, precision="float32"):
         self.settings = settings
         self.device = torch_device(device)
-        wanted = set(STYLE_LAYERS) | {CONTENT_LAYER}
-        # (weight, bias) per conv or None per pool, up to the deepest layer the losses read.
-        self.layers, names = [], []
-        for layer in weights.plan():
-            if isinstance(layer, Conv):
-                self.layers.append((self._tensor(weights.arrays[f"{layer.name}_weight"]),
-                                    self._tensor(weights.arrays[f"{layer.name}_bias"])))
-                names.append(layer.name.replace("conv", "relu"))
-                if not wanted - set(names):
-                    break
-            else:
-                self.layers.append(None)
-                names.append(None)
-        self.layer_names = names
+        if precision not in ("float32", "bfloat16"):
+            raise ValueError(f"unknown precision {precision!r}")
+        self.precision = precision
+        self.layers, self.layer_names = vgg_layers(weights, self.device)
 
         # Targets: Gram matrices of the style image and relu4_2 of the content image, computed once.
         with torch.no_grad():
@@ -61,13 +88,20 @@ class TorchBackend(Backend):
         head_scales = [algorithm.style_head_scale(settings.style_weight, tuple(content_features[name].shape))
                        for name in STYLE_LAYERS]
         del content_features
-        self.head_scales = head_scales + [float(settings.content_weight)]
+        # The example's heads for the NAG loop (which adds the example's TV gradient itself: 0 on the energy).
+        self.head_scales = head_scales + [float(settings.content_weight), 0.0]
+        self.objective_scales = algorithm.objective_head_scales(
+            [float(torch.sum(torch.square(target))) for target in self.style_targets],
+            float(torch.sum(torch.square(self.content_target))), settings.style_weight, settings.content_weight
+        ) + [algorithm.tv_energy_scale(settings.tv_weight, content)]
 
         self.image_tensor = self._tensor(initial_image)
         self.momentum = torch.zeros_like(self.image_tensor)
         self.tv_kernel = self._tensor(algorithm.TV_KERNEL)
         self.clip_norm = algorithm.gradient_clip_norm(content.shape)
         self.updates = 0
+        self.adam_mean = torch.zeros_like(self.image_tensor)
+        self.adam_variance = torch.zeros_like(self.image_tensor)
 
     def _tensor(self, array):
         return torch.tensor(array, dtype=torch.float32, device=self.device)
@@ -85,26 +119,28 @@ class TorchBackend(Backend):
         return free / 2**20
 
     def _features(self, x):
-        """{relu name: feature map} for the style and content layers."""
-        out = {}
-        for params, name in zip(self.layers, self.layer_names):
-            if params is None:
-                x = F.avg_pool2d(x, kernel_size=2, stride=2)  # floor mode, as MXNet's default "valid"
-            else:
-                # In place is safe: the conv output is not saved for backward, and ReLU's backward uses its result.
-                x = F.relu(F.conv2d(x, params[0], params[1], padding=1), inplace=True)
-                out[name] = x
-        return out
+        if self.precision == "float32":
+            return vgg_features(self.layers, self.layer_names, x)
+        # Convolutions in bfloat16 (autocast); the Gram products and losses in float32, as in the MXNet backend.
+        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+            found = vgg_features(self.layers, self.layer_names, x)
+        return {name: feature.float() for name, feature in found.items()}
 
-    def _losses_and_gradient(self, image):
-        """(list of loss tensors: style per layer then content, gradient of the weighted total w.r.t. image)."""
-        image = image.detach().requires_grad_(True)
+    def _losses(self, image):
+        """The raw heads: Σ(G − A)² per style layer, Σ(F − P)² for the content layer, then the TV energy."""
         found = self._features(image)
         losses = [torch.sum(torch.square(gram(found[name]) - target))
                   for name, target in zip(STYLE_LAYERS, self.style_targets)]
         losses.append(torch.sum(torch.square(found[CONTENT_LAYER] - self.content_target)))
-        # What MXNet's backward with head gradients gives: the gradient of Σ head_scale · loss.
-        total = sum(scale * loss for scale, loss in zip(self.head_scales, losses))
+        losses.append(tv_energy(image))
+        return losses
+
+    def _losses_and_gradient(self, image, scales=None):
+        """(list of loss tensors, gradient of Σ scale · loss w.r.t. image); scales default to the example's heads
+        (what MXNet's backward with head gradients gives)."""
+        image = image.detach().requires_grad_(True)
+        losses = self._losses(image)
+        total = sum(scale * loss for scale, loss in zip(self.head_scales if scales is None else scales, losses))
         (gradient,) = torch.autograd.grad(total, image)
         return [loss.detach() for loss in losses], gradient
 
@@ -139,20 +175,50 @@ class TorchBackend(Backend):
     def losses_and_gradient(self, image):
         losses, gradient = self._losses_and_gradient(self._tensor(image))
         values = [float(loss) for loss in losses]
-        return {"style": values[:-1], "content": values[-1]}, gradient.cpu().numpy()
+        return {"style": values[:-2], "content": values[-2], "tv": values[-1]}, gradient.cpu().numpy()
+
+    def _objective(self, image):
+        losses, gradient = self._losses_and_gradient(image, self.objective_scales)
+        return sum(scale * loss for scale, loss in zip(self.objective_scales, losses)), gradient
+
+    def objective(self, image):
+        self.image_tensor.copy_(torch.as_tensor(image, dtype=torch.float32))
+        loss, gradient = self._objective(self.image_tensor)
+        return float(loss), gradient.cpu().numpy()
+
+    def adam_step(self, adam_settings):
+        _, gradient = self._objective(self.image_tensor)
+        self.updates += 1
+        with torch.no_grad():
+            previous = self.image_tensor.clone()
+            # torch.optim.Adam's own update (functional form), which counts the step and bias-corrects itself.
+            torch_adam([self.image_tensor], [gradient], [self.adam_mean], [self.adam_variance], [],
+                       [torch.tensor(float(self.updates - 1))], foreach=False, amsgrad=False,
+                       beta1=adam_settings.beta1, beta2=adam_settings.beta2, lr=adam_settings.lr, weight_decay=0.0,
+                       eps=adam_settings.epsilon, maximize=False)
+            change = (self.image_tensor - previous).norm() / self.image_tensor.norm()
+        return change.item()
+
+    def set_image(self, image):
+        self.image_tensor.copy_(torch.as_tensor(image, dtype=torch.float32))
 
     def tv_gradient(self, image):
         with torch.no_grad():
             return self._tv_gradient(self._tensor(image)).cpu().numpy()
 
     def state(self):
-        return {"image": self.image(), "momentum": self.momentum.to("cpu", copy=True).numpy(),
-                "updates": self.updates}
+        def host(tensor):
+            return tensor.to("cpu", copy=True).numpy()
+        return {"image": self.image(), "momentum": host(self.momentum), "updates": self.updates,
+                "adam_mean": host(self.adam_mean), "adam_variance": host(self.adam_variance)}
 
     def load_state(self, state):
         self.image_tensor.copy_(torch.as_tensor(state["image"], dtype=torch.float32))
         self.momentum.copy_(torch.as_tensor(state["momentum"], dtype=torch.float32))
         self.updates = int(state["updates"])
+        if "adam_mean" in state:
+            self.adam_mean.copy_(torch.as_tensor(state["adam_mean"], dtype=torch.float32))
+            self.adam_variance.copy_(torch.as_tensor(state["adam_variance"], dtype=torch.float32))
 
 
 def gram_channels_last(feature):
@@ -168,21 +234,19 @@ class TorchTunedBackend(TorchBackend):
 
     name = "torch-tuned"
 
-    def __init__(self, weights, content, style, settings, device, initial_image):
-        super().__init__(weights, content, style, settings, device, initial_image)
+    def __init__(self, weights, content, style, settings, device, initial_image, precision="float32"):
+        super().__init__(weights, content, style, settings, device, initial_image, precision)
         self.layers = [None if params is None else (params[0].contiguous(memory_format=torch.channels_last), params[1])
                        for params in self.layers]
-        self._compiled_losses = torch.compile(self._weighted_losses, dynamic=False)
+        self._compiled_losses = torch.compile(self._channels_last_losses, dynamic=False)
 
-    def _weighted_losses(self, image):
+    def _channels_last_losses(self, image):
         found = self._features(image.contiguous(memory_format=torch.channels_last))
         losses = [torch.sum(torch.square(gram_channels_last(found[name]) - target))
                   for name, target in zip(STYLE_LAYERS, self.style_targets)]
         losses.append(torch.sum(torch.square(found[CONTENT_LAYER] - self.content_target)))
-        return losses, sum(scale * loss for scale, loss in zip(self.head_scales, losses))
+        losses.append(tv_energy(image))
+        return losses
 
-    def _losses_and_gradient(self, image):
-        image = image.detach().requires_grad_(True)
-        losses, total = self._compiled_losses(image)
-        (gradient,) = torch.autograd.grad(total, image)
-        return [loss.detach() for loss in losses], gradient
+    def _losses(self, image):
+        return self._compiled_losses(image)

@@ -1,0 +1,187 @@
+"""python -m bench.quality --backend mxnet --device cpu --size 512 --out DIR: quality against time.
+
+Runs the sample pair under each configuration (each in its own process, with the same threads), scores the
+picture every --every epochs at the output's size with nstyle.quality (the scoring is left out of the clock), and
+writes DIR/quality.csv (configuration, epoch, scale, seconds, style_ratio, content_similarity), DIR/report.md
+(the time each configuration first meets the bar, and its figures at the end), DIR/quality_vs_time.png and
+DIR/pictures.jpg (each configuration's picture when it first met the bar, or its last one). Only pictures at the
+output's size count for the bar: a coarse scale's picture is not a result at that size.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+from bench import machine
+from nstyle.backends import cpu_thread_environment
+from nstyle.cli import PROJECT_DIR
+from nstyle.files import atomic_write
+
+RECORD_PREFIX = "QUALITY-RECORD "
+
+# name -> (what it is, nstyle.settings.run_settings arguments; "{size}" is the output's long edge). "peer" is
+# bench/peer.py, on PyTorch whatever --backend says.
+CONFIGURATIONS = {
+    "example": ("the example's method: NAG from noise, its heads and weights, one scale",
+                {"optimizer": "nag", "precision": "float32"}),
+    "lbfgs-512": ("L-BFGS from the content image, one scale, float32",
+                  {"optimizer": "lbfgs", "scales": ["{size}"], "scale_epochs": [40], "precision": "float32"}),
+    "adam-512": ("Adam from the content image, one scale, float32",
+                 {"optimizer": "adam", "scales": ["{size}"], "scale_epochs": [150], "precision": "float32"}),
+    "adam-pyramid": ("Adam from the content image, coarse to fine (defaults), float32",
+                     {"optimizer": "adam", "precision": "float32"}),
+    "default-fp32": ("run.py's defaults (L-BFGS coarse to fine) in float32", {"precision": "float32"}),
+    "default": ("run.py's defaults (L-BFGS coarse to fine, precision auto)", {"precision": "auto"}),
+    "peer": ("the peer: a plain PyTorch L-BFGS script (bench/peer.py), one scale, float32", None),
+}
+PEER_EVALUATIONS = 50
+
+
+def sample(name):
+    for folder in (os.path.join(PROJECT_DIR, "input"), os.path.join(os.path.dirname(PROJECT_DIR), "shared", "input")):
+        if os.path.isfile(os.path.join(folder, name)):
+            return os.path.join(folder, name)
+    return os.path.join(PROJECT_DIR, "input", name)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.splitlines()[0])
+    arg = parser.add_argument
+    arg("--backend", default="mxnet", help="backend of our configurations (default mxnet); the peer is PyTorch")
+    arg("--device", default="cpu", help="cpu or gpuN (default cpu)")
+    arg("--size", type=int, default=512, help="the output's long edge (default 512)")
+    arg("--configs", default=",".join(CONFIGURATIONS), help="comma list of: " + ", ".join(CONFIGURATIONS))
+    arg("--every", type=int, default=1, help="score every N epochs at the output's size (default 1)")
+    arg("--example-epochs", type=int, default=1000, help="NAG's budget for the example row (default 1000)")
+    arg("--threads", type=int, default=machine.usable_cpus())
+    arg("--content", default=sample("IMG_4343.jpg"))
+    arg("--style", default=sample("starry_night.jpg"))
+    arg("--model-dir", default=os.path.join(PROJECT_DIR, "model"))
+    arg("--out", required=True)
+    arg("--worker", help=argparse.SUPPRESS)  # run one configuration in this process
+    return parser
+
+
+def settings_for(name, args):
+    from nstyle import settings, cli
+    _, arguments = CONFIGURATIONS[name]
+    arguments = {key: ([int(str(v).format(size=args.size)) for v in value] if key == "scales" else value)
+                 for key, value in arguments.items()}
+    precision = arguments.pop("precision")
+    if precision == "auto":
+        precision = cli.choose_precision("auto", args.backend, args.device)[0]
+    if arguments.get("optimizer") == "nag":
+        arguments["max_epochs"] = args.example_epochs
+    return settings.run_settings("vgg16", long_edge=args.size, backend=args.backend, device=args.device,
+                                 precision=precision, **arguments)
+
+
+def work(args):
+    """One configuration in this process: a record line per scored epoch on stdout; pictures under DIR."""
+    from nstyle import imageio, quality
+    from nstyle.vgg import load_weights, params_path
+
+    name = args.worker
+    content, style = imageio.load_image(args.content), imageio.load_image(args.style)
+    scorer = quality.Scorer(content, style, load_weights("vgg16", params_path(args.model_dir, "vgg16")))
+    weights = load_weights("vgg16", params_path(args.model_dir, "vgg16"))
+    spent = {"scoring": 0.0, "met": False}
+
+    def record(epoch, seconds, long_edge, final_scale, image, last=False):
+        started = time.perf_counter()
+        picture = imageio.postprocess(image)
+        score = scorer.score(picture)
+        met = final_scale and score.meets()
+        row = {"configuration": name, "epoch": epoch, "long_edge": long_edge, "output_size": final_scale,
+               "seconds": seconds - spent["scoring"], "style_ratio": score.style_ratio,
+               "content_similarity": score.content_similarity, "meets_bar": met}
+        if met and not spent["met"]:
+            spent["met"] = True
+            imageio.save_image(os.path.join(args.out, "pictures", f"{name}-bar.png"), picture)
+        if last:
+            imageio.save_image(os.path.join(args.out, "pictures", f"{name}-last.png"), picture)
+        print(RECORD_PREFIX + json.dumps(row), flush=True)
+        spent["scoring"] += time.perf_counter() - started
+
+    if name == "peer":
+        from bench.peer import run_peer
+
+        def on_evaluation(evaluation, seconds, image):
+            if evaluation % args.every == 0 or evaluation == PEER_EVALUATIONS:
+                record(evaluation, seconds, args.size, True, image, last=evaluation == PEER_EVALUATIONS)
+        run_peer(content, style, weights, args.size, PEER_EVALUATIONS, on_evaluation)
+        return
+    from nstyle.stylize import stylize
+    run = settings_for(name, args)
+    counted = {"before": 0}
+
+    def on_progress(progress):
+        final_scale = progress.scale_index == progress.scales - 1
+        at_end = progress.epoch == progress.scale_epochs
+        if at_end or (final_scale and progress.epoch % args.every == 0):
+            record(counted["before"] + progress.epoch, progress.seconds, progress.long_edge, final_scale,
+                   progress.image, last=final_scale and at_end)
+        if at_end:
+            counted["before"] += progress.epoch
+
+    result = stylize(content, style, weights, run, callback=on_progress)
+    if result.stop_reason == "converged":  # a stop-rule end: its last epoch is the result
+        record(counted["before"] + result.scales[-1].epochs, result.seconds, run.long_edge, True, result.image,
+               last=True)
+
+
+def run_configuration(args, name):
+    command = [sys.executable, "-m", "bench.quality", "--worker", name] + [
+        item for key in ("backend", "device", "size", "every", "example_epochs", "threads", "content", "style",
+                         "model_dir", "out") for item in (f"--{key.replace('_', '-')}", str(getattr(args, key)))]
+    env = dict(os.environ, **cpu_thread_environment(args.threads))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_DIR, env.get("PYTHONPATH")]))
+    with open(os.path.join(args.out, "logs", f"{name}.log"), "w") as log:
+        finished = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=PROJECT_DIR)
+    rows = [json.loads(line[len(RECORD_PREFIX):]) for line in finished.stdout.splitlines()
+            if line.startswith(RECORD_PREFIX)]
+    if finished.returncode != 0:
+        print(f"{name}: the worker failed (exit {finished.returncode}); see {args.out}/logs/{name}.log",
+              file=sys.stderr)
+    return rows
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.out = os.path.abspath(args.out)
+    if args.worker:
+        os.makedirs(os.path.join(args.out, "pictures"), exist_ok=True)
+        work(args)
+        return 0
+    names = [name.strip() for name in args.configs.split(",") if name.strip()]
+    unknown = set(names) - set(CONFIGURATIONS)
+    if unknown:
+        parser.error(f"--configs: unknown {', '.join(sorted(unknown))}; choose from {', '.join(CONFIGURATIONS)}")
+    for path in (args.content, args.style):
+        if not os.path.isfile(path):
+            parser.error(f"{path}: no such file; run ./download.sh for the sample pair")
+    os.makedirs(os.path.join(args.out, "logs"), exist_ok=True)
+    info = machine.machine_info(args.threads)
+    info["command"] = " ".join(["python -m bench.quality"] + (sys.argv[1:] if argv is None else argv))
+    atomic_write(os.path.join(args.out, "machine.json"), (json.dumps(info, indent=2) + "\n").encode())
+    from tqdm import tqdm
+    rows = []
+    for name in tqdm(names, desc="quality bench", unit="configuration"):
+        rows += run_configuration(args, name)
+        write_csv(rows, args.out)
+    from bench.quality_report import write_quality_report
+    write_quality_report(args.out, args, names, info)
+    print(f"results: {os.path.join(args.out, 'quality.csv')}; report: {os.path.join(args.out, 'report.md')}")
+    return 0
+
+
+def write_csv(rows, out_dir):
+    import pandas as pd
+    atomic_write(os.path.join(out_dir, "quality.csv"), pd.DataFrame(rows).to_csv(index=False).encode())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""What a run is asked to do, with the defaults per optimizer and model, and the scales of coarse-to-fine runs.
+
+The example's method (optimizer "nag") keeps the example's loss heads, weights and single scale. L-BFGS and
+Adam optimise the normalised objective (algorithm.objective_head_scales), whose weights mean the same at every
+size and for every style image, from the content image, coarse to fine.
+"""
+from dataclasses import dataclass, field
+from typing import Optional
+
+from nstyle.algorithm import StyleSettings
+
+# content : style of the example's loss heads, per model. The example's 10 : 1 was tuned for its VGG19 file;
+# VGG16 weighs style more heavily at the same ratio (README, "Defaults").
+NAG_LOSS_WEIGHTS = {"vgg19": (10.0, 1.0), "vgg16": (400.0, 1.0)}
+NAG_TV_WEIGHT, NAG_LR, NAG_STOP_EPS, NAG_MAX_EPOCHS = 0.01, 0.001, 0.005, 1000
+
+# The normalised objective: the same for both models (each term is relative to its own target). Chosen by the
+# quality bench (bench/NOTES.md, "Time to a good picture").
+OBJECTIVE_CONTENT_WEIGHT, OBJECTIVE_STYLE_WEIGHT, OBJECTIVE_TV_WEIGHT = 1.0, 5.0, 1e-3
+ADAM_LR = 4.0  # pixel units of the 0-255 image
+
+# Coarse-to-fine: the scales halve from the output's long edge down to about COARSEST_EDGE px. The coarsest scale
+# gets the most evaluations (the painting forms there, at 1/16 of the output's cost per evaluation), each finer one
+# fewer: it only has to add the detail of its size (budgets from the coarsest scale on).
+COARSEST_EDGE = 128
+SCALE_EPOCHS = {"lbfgs": (30, 12, 4), "adam": (60, 30, 15)}
+FINER_SCALE_EPOCHS = {"lbfgs": 4, "adam": 10}  # for each further scale (1024 px, 2048 px, ...)
+
+
+@dataclass(frozen=True)
+class Scale:
+    long_edge: int
+    epochs: int
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything that decides a picture (and the device it is made on)."""
+    model: str
+    style: StyleSettings  # loss weights and NAG's lr
+    optimizer: str = "lbfgs"
+    init: str = "content"  # "noise", "content", "style" or an image file's path
+    scales: tuple = field(default_factory=tuple)  # Scale, coarse to fine; the last is the output's size
+    stop_eps: float = 0.0
+    seed: int = 0
+    backend: str = "mxnet"
+    device: str = "cpu"
+    precision: str = "float32"
+
+    @property
+    def long_edge(self):
+        return self.scales[-1].long_edge
+
+
+def default_init(optimizer):
+    return "noise" if optimizer == "nag" else "content"
+
+
+def default_stop_eps(optimizer):
+    """NAG: the article's 0.005. L-BFGS and Adam run their budgets (0: off); see README for what it means."""
+    return NAG_STOP_EPS if optimizer == "nag" else 0.0
+
+
+def default_max_epochs(optimizer):
+    return NAG_MAX_EPOCHS
+
+
+def scale_edges(long_edge, optimizer):
+    """NAG: the output's size alone. L-BFGS, Adam: halving from long_edge while the next is ≥ COARSEST_EDGE."""
+    edges = [long_edge]
+    while optimizer != "nag" and edges[0] // 2 >= COARSEST_EDGE:
+        edges.insert(0, edges[0] // 2)
+    return edges
+
+
+def default_scale_epochs(edges, optimizer, max_epochs):
+    """Per-scale evaluation budgets: NAG max_epochs at its one scale; the others' from the coarsest scale on."""
+    if optimizer == "nag":
+        return [max_epochs] * len(edges)
+    base = list(SCALE_EPOCHS[optimizer])
+    budgets = (base + [FINER_SCALE_EPOCHS[optimizer]] * len(edges))[:len(edges)]
+    return [min(epochs, max_epochs) for epochs in budgets]
+
+
+def loss_weights(model, optimizer, content_weight=None, style_weight=None, tv_weight=None):
+    """(content, style, tv) with the defaults for the optimizer (and for NAG the model) where unset."""
+    if optimizer == "nag":
+        defaults = NAG_LOSS_WEIGHTS[model] + (NAG_TV_WEIGHT,)
+    else:
+        defaults = (OBJECTIVE_CONTENT_WEIGHT, OBJECTIVE_STYLE_WEIGHT, OBJECTIVE_TV_WEIGHT)
+    given = (content_weight, style_weight, tv_weight)
+    return tuple(default if value is None else float(value) for value, default in zip(given, defaults))
+
+
+def default_lr(optimizer):
+    return ADAM_LR if optimizer == "adam" else NAG_LR
+
+
+def run_settings(model, optimizer="lbfgs", long_edge=512, scales: Optional[list] = None,
+                 scale_epochs: Optional[list] = None, max_epochs=None, content_weight=None, style_weight=None,
+                 tv_weight=None, lr=None, init=None, stop_eps=None, **rest):
+    """RunSettings with every unset value at its default (a notebook's way in; run.py parses into this)."""
+    max_epochs = default_max_epochs(optimizer) if max_epochs is None else max_epochs
+    edges = list(scales) if scales else scale_edges(long_edge, optimizer)
+    budgets = list(scale_epochs) if scale_epochs else default_scale_epochs(edges, optimizer, max_epochs)
+    content, style, tv = loss_weights(model, optimizer, content_weight, style_weight, tv_weight)
+    return RunSettings(
+        model=model, optimizer=optimizer,
+        style=StyleSettings(content_weight=content, style_weight=style, tv_weight=tv,
+                            lr=default_lr(optimizer) if lr is None else lr),
+        init=default_init(optimizer) if init is None else init,
+        scales=tuple(Scale(edge, min(epochs, max_epochs)) for edge, epochs in zip(edges, budgets)),
+        stop_eps=default_stop_eps(optimizer) if stop_eps is None else stop_eps, **rest)

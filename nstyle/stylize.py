@@ -1,0 +1,151 @@
+"""The library's one entry point: stylize(content, style, weights, settings) -> StylizeResult.
+
+It owns the scales, the starting image, the optimizer and the loop; run.py, the bench and any notebook call it
+and learn of progress through a callback that gets a small frozen Progress record after every epoch.
+"""
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import cv2
+import numpy as np
+
+from nstyle import imageio, memory
+from nstyle.algorithm import initial_image
+from nstyle.backends import create_backend
+from nstyle.train import optimize
+
+
+@dataclass(frozen=True)
+class Progress:
+    scale_index: int  # 0-based, coarse to fine
+    scales: int
+    long_edge: int
+    epoch: int  # within this scale, 1-based
+    scale_epochs: int  # this scale's budget
+    change: float  # relative change of this epoch
+    work: float  # full-size epochs: each epoch counts its pixels / the output's pixels (the progress bar's unit)
+    total_work: float  # the same for every scale's whole budget: what work reaches when no stop rule ends early
+    seconds: float  # since stylize began
+    image: np.ndarray = field(repr=False, compare=False)  # this epoch's image, (1, 3, h, w) at this scale
+
+
+@dataclass(frozen=True)
+class ScaleResult:
+    long_edge: int
+    height: int
+    width: int
+    epochs: int
+    stop_reason: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class StylizeResult:
+    image: np.ndarray  # the result, (1, 3, H, W) float32 mean-subtracted, at the last scale run
+    epochs: int  # epochs run by this call, all scales together
+    stop_reason: str  # the last scale's: "converged", "max-epochs", "interrupted" or "non-finite"
+    seconds: float
+    last_change: float
+    last_epoch: int  # the last finite epoch of the last scale run
+    scale_index: int  # the scale the run ended in
+    state: Optional[dict]  # the backend's state there (for a checkpoint), or None
+    scales: tuple  # ScaleResult per scale run
+
+
+def scale_images(content_rgb, style_rgb, long_edge):
+    """Content at long_edge and the style image resized to its shape, preprocessed."""
+    content = imageio.resize_long_edge(content_rgb, long_edge)
+    return imageio.preprocess(content), imageio.preprocess(imageio.resize_to(style_rgb, content.shape[:2]))
+
+
+def upsample(image, shape):
+    """A mean-subtracted (1, 3, h, w) image resized bicubically to (1, 3, H, W): the next scale's start."""
+    planes = image[0].transpose(1, 2, 0)
+    resized = cv2.resize(planes, (shape[3], shape[2]), interpolation=cv2.INTER_CUBIC)
+    return np.ascontiguousarray(resized.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def scale_pixels(content_rgb, long_edge):
+    """Pixels of the content image at long_edge (the shape resize_long_edge gives)."""
+    height, width = content_rgb.shape[:2]
+    scale = long_edge / max(height, width)
+    return long_edge * max(1, round(min(height, width) * scale))
+
+
+def starting_image(init, content, style, seed, init_rgb=None):
+    """The first scale's start: "noise" (the example's), "content", "style", or an image (init_rgb) resized."""
+    if init == "noise":
+        return initial_image(content.shape, seed)
+    if init == "content":
+        return content.copy()
+    if init == "style":
+        return style.copy()
+    return imageio.preprocess(imageio.resize_to(init_rgb, content.shape[2:]))
+
+
+def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callable[[Progress], None]] = None,
+            save=None, save_every=0, should_stop=None, init_rgb=None, resume=None, keep_weights=False):
+    """Paint content_rgb (HxWx3 uint8) in the style of style_rgb with settings (nstyle.settings.RunSettings).
+
+    save(epoch, image) is called every save_every epochs (epochs counted across scales). should_stop() is asked
+    between epochs (Ctrl-C). resume = (scale index, last finished epoch there, backend state) continues a run.
+    Unless keep_weights, weights.arrays is emptied once a backend holds its own copy (memory).
+    """
+    started = time.perf_counter()
+    scales = settings.scales
+    pixels = [scale_pixels(content_rgb, scale.long_edge) for scale in scales]
+    shares = [count / pixels[-1] for count in pixels]
+    total_work = sum(scale.epochs * share for scale, share in zip(scales, shares))
+    first_scale, first_epoch, state = (0, 1, None) if resume is None else resume
+    done_before = sum(scale.epochs for scale in scales[:first_scale]) + first_epoch - 1
+    image, results, total_epochs = None, [], 0
+    work = sum(scale.epochs * share for scale, share in zip(scales[:first_scale], shares)) + \
+        (first_epoch - 1) * shares[first_scale]
+    for index in range(first_scale, len(scales)):
+        scale = scales[index]
+        content, style = scale_images(content_rgb, style_rgb, scale.long_edge)
+        if image is None:
+            start = starting_image(settings.init, content, style, settings.seed, init_rgb)
+        else:
+            start = upsample(image, content.shape)
+        backend = create_backend(settings.backend, weights, content, style, settings.style, settings.device, start,
+                                 precision=settings.precision)
+        if index == len(scales) - 1 and not keep_weights:
+            weights.arrays.clear()  # the last backend holds its own copy
+            memory.return_freed_memory()
+        begin = 1
+        if state is not None:
+            backend.load_state(state)
+            begin, state = first_epoch, None
+        pixel_share = shares[index]
+        counted = {"epochs": 0}
+
+        def on_epoch(epoch, change, picture, index=index, scale=scale, pixel_share=pixel_share):
+            nonlocal work
+            work += pixel_share
+            counted["epochs"] += 1
+            if callback is not None:
+                callback(Progress(index, len(scales), scale.long_edge, epoch, scale.epochs, change, work,
+                                  total_work, time.perf_counter() - started, picture))
+
+        offset = done_before if index == first_scale else sum(s.epochs for s in scales[:index])
+
+        def save_at(epoch, picture, offset=offset):
+            save(offset + epoch, picture)
+
+        result = optimize(backend, scale.epochs, settings.stop_eps, save_every, save_at if save else None,
+                          first_epoch=begin, should_stop=should_stop, optimizer=settings.optimizer,
+                          settings=settings.style, on_epoch=on_epoch)
+        total_epochs += result.epochs
+        image = result.image
+        results.append(ScaleResult(scale.long_edge, content.shape[2], content.shape[3], result.epochs,
+                                   result.stop_reason, result.seconds))
+        last_scale = index == len(scales) - 1
+        if result.stop_reason in ("interrupted", "non-finite") or last_scale:
+            keep_state = result.stop_reason == "interrupted"
+            return StylizeResult(image, total_epochs, result.stop_reason, time.perf_counter() - started,
+                                 result.last_change, result.last_epoch, index,
+                                 backend.state() if keep_state else None, tuple(results))
+        del backend
+    raise AssertionError("unreachable: the last scale returns")
