@@ -20,6 +20,7 @@ from bench import machine, report, worker
 from nstyle.backends import BACKENDS, cpu_thread_environment
 from nstyle.cli import PROJECT_DIR, build_parser
 from nstyle.files import atomic_write
+from nstyle.settings import NAG_STOP_EPS
 from nstyle.vgg import CONVS_PER_BLOCK
 
 # The example's sample pair: the project's input/ (download.sh puts it there), else ../shared/input.
@@ -85,7 +86,7 @@ def build_arg_parser():
              "is the median of its rounds' medians, its peak memory the highest of their peaks (default 1; more "
              "where other work shares the machine and epoch times drift)")
     arg("--stop-eps", type=float, help="time whole runs to convergence instead: stop when the relative change "
-        "drops below this (run.py's default is %g), at most --max-epochs" % run_defaults.get_default("stop_eps"))
+        "drops below this (run.py's default for --optimizer nag is %g), at most --max-epochs" % NAG_STOP_EPS)
     arg("--max-epochs", type=int, default=run_defaults.get_default("max_num_epochs"),
         help="upper bound on epochs in --stop-eps mode (default: run.py's --max-num-epochs, %(default)s)")
     arg("--out", required=True, help="folder for results.csv, machine.json, report.md, plots and worker logs "

@@ -419,13 +419,22 @@ def finish(args, job, result, stop):
         raise RuntimeFailure(f"the loss became NaN or infinite at epoch {result.last_epoch + 1}; saved the last "
                              f"finite image ({kept}) to {args.output}; lower --lr (now {job.settings.style.lr:g}) "
                              "or the loss weights")
-    last = job.settings.scales[-1]
-    why = (f"relative change {result.last_change:.4f} < {job.settings.stop_eps:g} at {result.scales[-1].long_edge} px"
-           if result.stop_reason == "converged" else f"ran its {last.epochs} epochs at {last.long_edge} px")
+    scales = job.settings.scales
+    last = scales[-1]
+    if result.stop_reason == "converged":
+        why = f"relative change {result.last_change:.4f} < {job.settings.stop_eps:g} at {last.long_edge} px"
+    elif last.epochs == args.max_num_epochs:
+        why = f"reached --max-num-epochs {last.epochs}"
+    else:
+        why = f"ran its {last.epochs} epochs at {last.long_edge} px"
+    # Epochs of the whole run: a resumed run's earlier scales ran their budgets before the interruption.
+    first_scale = 0 if job.saved is None else job.saved.scale
+    total = sum(scale.epochs for scale in scales[:first_scale]) + sum(s.epochs for s in result.scales[:-1]) + \
+        result.last_epoch
     if job.saved is not None:
         why += f"; {result.epochs} after --resume"
     per_scale = ", ".join(f"{scale.epochs} at {scale.long_edge} px" for scale in result.scales)
-    log.info("done: %d epochs (%s; %s) in %.1f s, %s, peak RSS %.0f MB -> %s", result.epochs, per_scale, why,
+    log.info("done: %d epochs (%s; %s) in %.1f s, %s, peak RSS %.0f MB -> %s", total, why, per_scale,
              result.seconds, job.settings.precision, memory.peak_rss_mb(), args.output)
     return 0
 

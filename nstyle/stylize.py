@@ -98,7 +98,6 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
     shares = [count / pixels[-1] for count in pixels]
     total_work = sum(scale.epochs * share for scale, share in zip(scales, shares))
     first_scale, first_epoch, state = (0, 1, None) if resume is None else resume
-    done_before = sum(scale.epochs for scale in scales[:first_scale]) + first_epoch - 1
     image, results, total_epochs = None, [], 0
     work = sum(scale.epochs * share for scale, share in zip(scales[:first_scale], shares)) + \
         (first_epoch - 1) * shares[first_scale]
@@ -129,7 +128,7 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
                 callback(Progress(index, len(scales), scale.long_edge, epoch, scale.epochs, change, work,
                                   total_work, time.perf_counter() - started, picture))
 
-        offset = done_before if index == first_scale else sum(s.epochs for s in scales[:index])
+        offset = sum(earlier.epochs for earlier in scales[:index])  # saves count epochs across scales
 
         def save_at(epoch, picture, offset=offset):
             save(offset + epoch, picture)

@@ -42,3 +42,18 @@ def losses(weights, image, content, style):
 def style_feature_shapes(weights, image):
     found = features(weights, image)
     return [(1,) + found[n].shape for n in STYLE_LAYERS]
+
+
+def objective(weights, image, content, style, style_weight, content_weight, tv_weight):
+    """The L-BFGS / Adam objective in float64, written out from its definition (not from nstyle.algorithm):
+    style_weight · mean over style layers of ‖G − A‖²/‖A‖² + content_weight · ‖F − P‖²/‖P‖²
+    + tv_weight · Σ squared neighbour differences / ‖content‖²."""
+    mine, content_f, style_f = (features(weights, x) for x in (image, content, style))
+    style_terms = [((gram(mine[n]) - gram(style_f[n])) ** 2).sum() / (gram(style_f[n]) ** 2).sum()
+                   for n in STYLE_LAYERS]
+    target = content_f[CONTENT_LAYER]
+    content_term = ((mine[CONTENT_LAYER] - target) ** 2).sum() / (target ** 2).sum()
+    x = image.astype(np.float64)
+    tv = ((x[:, :, 1:] - x[:, :, :-1]) ** 2).sum() + ((x[:, :, :, 1:] - x[:, :, :, :-1]) ** 2).sum()
+    return (style_weight * np.mean(style_terms) + content_weight * content_term
+            + tv_weight * tv / (content.astype(np.float64) ** 2).sum())

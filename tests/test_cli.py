@@ -3,15 +3,28 @@ import numpy as np
 
 from conftest import tiny_run
 from nstyle import imageio
-from nstyle.cli import build_parser
+from nstyle.cli import build_parser, run_settings_from
 
 
-def test_defaults_follow_the_article():
-    args = build_parser().parse_args(["--content-image", "a.jpg", "--style-image", "b.jpg"])
-    assert (args.stop_eps, args.max_num_epochs, args.save_epochs, args.lr, args.tv_weight) == \
-        (0.005, 1000, 50, 0.001, 0.01)
+def resolved(*flags):
+    args = build_parser().parse_args(["--content-image", "a.jpg", "--style-image", "b.jpg", *flags])
+    return args, run_settings_from(args, "vgg16", "cpu", "float32")
+
+
+def test_defaults():
+    args, run = resolved()
+    assert (args.optimizer, args.max_num_epochs, args.save_epochs, args.max_long_edge) == ("lbfgs", 1000, 50, 512)
     assert (args.gpu, args.model, args.backend, args.remove_noise) == ("auto", None, "mxnet", 0.2)
-    assert args.content_weight is None and args.style_weight is None  # per-model defaults
+    assert (run.init, run.stop_eps, [s.long_edge for s in run.scales]) == ("content", 0.0, [128, 256, 512])
+    assert (run.style.content_weight, run.style.style_weight, run.style.tv_weight) == (1.0, 5.0, 1e-3)
+
+
+def test_nag_defaults_follow_the_article():
+    _, run = resolved("--optimizer", "nag")
+    assert (run.stop_eps, run.scales[-1].epochs, run.style.lr, run.style.tv_weight, run.init) == \
+        (0.005, 1000, 0.001, 0.01, "noise")
+    assert [s.long_edge for s in run.scales] == [512]
+    assert (run.style.content_weight, run.style.style_weight) == (400.0, 1.0)  # vgg16's; vgg19 keeps the 10 : 1
 
 
 def test_run_saves_output_and_intermediates(tmp_path, pictures, tiny_model_dir, caplog):
@@ -24,16 +37,38 @@ def test_run_saves_output_and_intermediates(tmp_path, pictures, tiny_model_dir, 
         ["result.png", "result_2.png", "result_4.png", "result_6.png"]
     assert imageio.load_image(output).shape == (18, 24, 3)  # 30x40 content scaled to a 24 px long edge
     assert "model: vgg16" in caplog.text  # only vgg16.params in the folder: chosen and said
-    assert "7 epochs (reached --max-num-epochs 7)" in caplog.text
+    assert "done: 7 epochs (reached --max-num-epochs 7; 7 at 24 px)" in caplog.text
 
 
 def test_stop_rule_ends_the_run(tmp_path, pictures, tiny_model_dir, caplog):
     caplog.set_level("INFO", logger="nstyle")
-    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.jpg", "--stop-eps", "1e9") == 0
+    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.jpg", "--stop-eps", "1e9", "--optimizer", "nag") == 0
     assert "done: 1 epochs (relative change" in caplog.text
+    # L-BFGS's first evaluation is at its start, with no change to measure: the rule can end the second.
+    assert tiny_run(pictures, tiny_model_dir, tmp_path / "p.jpg", "--stop-eps", "1e9") == 0
+    assert "done: 2 epochs (relative change" in caplog.text
 
 
-def test_same_seed_same_picture(tmp_path, pictures, tiny_model_dir):
-    for name in ("a.png", "b.png"):
-        assert tiny_run(pictures, tiny_model_dir, tmp_path / name, "--max-num-epochs", "3", "--seed", "5") == 0
+def test_same_seed_same_picture_other_seed_other_picture(tmp_path, pictures, tiny_model_dir):
+    for name, seed in (("a.png", "5"), ("b.png", "5"), ("c.png", "6")):
+        assert tiny_run(pictures, tiny_model_dir, tmp_path / name, "--max-num-epochs", "3", "--seed", seed,
+                        "--optimizer", "nag") == 0
+    first, again, other = (imageio.load_image(tmp_path / name) for name in ("a.png", "b.png", "c.png"))
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+
+
+def test_scales_run_coarse_to_fine(tmp_path, pictures, tiny_model_dir, caplog):
+    caplog.set_level("INFO", logger="nstyle")
+    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--max-long-edge", "48", "--scales", "24,48",
+                    "--scale-epochs", "3,2", "--optimizer", "adam") == 0
+    assert "done: 5 epochs (ran its 2 epochs at 48 px; 3 at 24 px, 2 at 48 px)" in caplog.text
+    assert imageio.load_image(tmp_path / "o.png").shape == (36, 48, 3)
+
+
+def test_init_from_an_image_file(tmp_path, pictures, tiny_model_dir):
+    assert tiny_run(pictures, tiny_model_dir, tmp_path / "a.png", "--max-num-epochs", "1", "--init", pictures[1],
+                    "--remove-noise", "0") == 0
+    assert tiny_run(pictures, tiny_model_dir, tmp_path / "b.png", "--max-num-epochs", "1", "--init", "style",
+                    "--remove-noise", "0") == 0
+    # L-BFGS ends at its lowest-loss image; after one evaluation that is the start: the style image, resized.
     assert np.array_equal(imageio.load_image(tmp_path / "a.png"), imageio.load_image(tmp_path / "b.png"))

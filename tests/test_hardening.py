@@ -16,6 +16,7 @@ from PIL import Image
 
 from bench import memory_fit
 from conftest import tiny_argv, tiny_run
+import nstyle.stylize
 from nstyle import checkpoint, cli, files, imageio, memory
 from nstyle.errors import RuntimeFailure
 from nstyle.interrupt import StopOnSignal
@@ -292,7 +293,7 @@ def test_out_of_memory_names_the_size_and_what_fits(error, tmp_path, pictures, t
     monkeypatch.setitem(memory.MEMORY_MODELS, ("mxnet", "cpu", "vgg16"), memory.MemoryModel(100.0, 1e6))
     monkeypatch.setattr(memory, "available_memory_mb", lambda device, backend: 1100.0)
     caplog.set_level("INFO", logger="nstyle")
-    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--max-long-edge", "40") == 1
+    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--max-long-edge", "40", "--optimizer", "nag") == 1
     assert "the memory model predicts 1300 MB for this run and 1100 MB is free; it may run out" in caplog.text
     assert capsys.readouterr().err == (
         "error: out of memory at 40x30 px (--max-long-edge 40) on cpu: mxnet with vgg16 needs about 1,300 MB by "
@@ -308,7 +309,7 @@ def test_out_of_memory_where_the_model_expected_room(tmp_path, pictures, tiny_mo
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
 
     monkeypatch.setattr(TorchBackend, "step", step)
-    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--backend", "torch") == 1
+    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--backend", "torch", "--optimizer", "nag") == 1
     err = capsys.readouterr().err
     predicted = memory.predicted_peak_mb("torch", "cpu", "vgg16", 18, 24)
     assert err.startswith(f"error: out of memory at 24x18 px (--max-long-edge 24) on cpu: torch with vgg16 needs "
@@ -324,7 +325,7 @@ def test_gpu_without_code_in_the_build_is_one_line(tmp_path, pictures, tiny_mode
                            "execution on the device")
 
     monkeypatch.setattr(MXNetBackend, "step", step)
-    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png") == 1
+    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--optimizer", "nag") == 1
     assert capsys.readouterr().err == (
         "error: mxnet's build has no GPU code for this card (mxnet-cu112 stops at sm_86: no Hopper or newer); "
         "use --backend torch, or --gpu -1 for the CPU\n")
@@ -334,7 +335,7 @@ def test_other_failures_are_not_called_out_of_memory(tmp_path, pictures, tiny_mo
     from nstyle.backends.mxnet_backend import MXNetBackend
     monkeypatch.setattr(MXNetBackend, "step", lambda self: 1 / 0)
     with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
-        tiny_run(pictures, tiny_model_dir, tmp_path / "o.png")
+        tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--optimizer", "nag")
 
 
 def test_a_run_that_cannot_fit_is_refused_before_binding(tmp_path, pictures, tiny_model_dir, monkeypatch, capsys):
@@ -342,7 +343,7 @@ def test_a_run_that_cannot_fit_is_refused_before_binding(tmp_path, pictures, tin
     monkeypatch.setitem(memory.MEMORY_MODELS, ("mxnet", "cpu", "vgg16"), memory.MemoryModel(100.0, 1e6))
     monkeypatch.setattr(memory, "available_memory_mb", lambda device, backend: 700.0)
     with monkeypatch.context() as patch:
-        patch.setattr(cli, "create_backend", None)  # never reached
+        patch.setattr(nstyle.stylize, "create_backend", None)  # never reached
         assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--max-long-edge", "40") == 1
     assert capsys.readouterr().err == (
         "error: not enough memory at 40x30 px (--max-long-edge 40) on cpu: mxnet with vgg16 needs about 1,300 MB "
@@ -383,7 +384,7 @@ def test_loop_stops_at_the_first_non_finite_epoch_and_keeps_the_last_finite_imag
 
 def test_a_diverging_run_keeps_its_last_finite_image(tmp_path, pictures, tiny_model_dir, capsys):
     # A real divergence: lr 1e12 throws the image to ~1e12 at once; the next forward pass overflows float32.
-    flags = ("--lr", "1e12", "--stop-eps", "0", "--remove-noise", "0")
+    flags = ("--optimizer", "nag", "--lr", "1e12", "--stop-eps", "0", "--remove-noise", "0")
     assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", *flags, "--max-num-epochs", "50") == 1
     err = capsys.readouterr().err
     assert err.startswith("error: the loss became NaN or infinite at epoch ") and len(err.splitlines()) == 1
@@ -414,7 +415,7 @@ def signal_when_saving(monkeypatch, epoch, signum):
 def test_interrupted_and_resumed_equals_uninterrupted(backend, tmp_path, pictures, tiny_model_dir, monkeypatch,
                                                       capsys):
     flags = ("--backend", backend, "--max-num-epochs", "8", "--save-epochs", "1", "--stop-eps", "0",
-             "--seed", "3")
+             "--seed", "3", "--optimizer", "nag")
     assert tiny_run(pictures, tiny_model_dir, tmp_path / "straight.png", *flags) == 0
 
     output = tmp_path / "o.png"
@@ -422,7 +423,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(backend, tmp_path, picture
         signal_when_saving(patch, 3, signal.SIGTERM)
         assert tiny_run(pictures, tiny_model_dir, output, *flags) == 143
     err = capsys.readouterr().err.splitlines()
-    assert err[-1] == (f"interrupted after epoch 3: saved {output} and the checkpoint {tmp_path / 'o.ckpt.npz'}; "
+    assert err[-1] == (f"interrupted after epoch 3 (scale 1 of 1): saved {output} and the checkpoint {tmp_path / 'o.ckpt.npz'}; "
                        "run the same command with --resume to continue")
     assert np.array_equal(imageio.load_image(output), imageio.load_image(tmp_path / "o_3.png"))  # denoised alike
     saved = checkpoint.load_checkpoint(str(tmp_path / "o.ckpt.npz"))
@@ -434,11 +435,14 @@ def test_interrupted_and_resumed_equals_uninterrupted(backend, tmp_path, picture
     assert "o_8.png" not in files_under(tmp_path) and "o_7.png" in files_under(tmp_path)
 
 
+NAG = ("--optimizer", "nag")  # the example's loop: its resume is exact, and its defaults the ones named here
+
+
 def test_resume_refuses_what_would_not_continue_the_run(tmp_path, pictures, tiny_model_dir, monkeypatch, capsys):
     output, ckpt = tmp_path / "o.png", tmp_path / "o.ckpt.npz"
     with monkeypatch.context() as patch:
         signal_when_saving(patch, 2, signal.SIGINT)
-        assert tiny_run(pictures, tiny_model_dir, output, "--save-epochs", "1", "--stop-eps", "0") == 130
+        assert tiny_run(pictures, tiny_model_dir, output, "--save-epochs", "1", "--stop-eps", "0", *NAG) == 130
     capsys.readouterr()
     refusals = [
         ((), 2, f"error: {ckpt} holds an interrupted run; add --resume to continue it, or delete that file to start "
@@ -451,15 +455,15 @@ def test_resume_refuses_what_would_not_continue_the_run(tmp_path, pictures, tiny
          f"error: --resume: {ckpt} is at epoch 2, --max-num-epochs is 2; raise --max-num-epochs to continue"),
     ]
     for flags, code, message in refusals:
-        assert tiny_run(pictures, tiny_model_dir, output, *flags) == code
+        assert tiny_run(pictures, tiny_model_dir, output, *flags, *NAG) == code
         err = capsys.readouterr().err
         assert len(err.splitlines()) == 1 and message in err, err
     Image.open(pictures[0]).resize((40, 40)).save(pictures[0])  # the content file changed under the checkpoint
-    assert tiny_run(pictures, tiny_model_dir, output, "--resume") == 2
+    assert tiny_run(pictures, tiny_model_dir, output, "--resume", *NAG) == 2
     assert "holds a 24x18 image, the content image now gives 24x24: the file changed" in capsys.readouterr().err
     for broken in (ckpt.read_bytes()[:100], b"garbage"):
         ckpt.write_bytes(broken)
-        assert tiny_run(pictures, tiny_model_dir, output, "--resume") == 1
+        assert tiny_run(pictures, tiny_model_dir, output, "--resume", *NAG) == 1
         err = capsys.readouterr().err
         assert err.startswith(f"error: checkpoint {ckpt} is unreadable (") and \
             err.endswith("); delete it and run without --resume\n")
@@ -468,7 +472,7 @@ def test_resume_refuses_what_would_not_continue_the_run(tmp_path, pictures, tiny
 def test_ctrl_c_from_the_shell_saves_and_resume_finishes(tmp_path, pictures, tiny_model_dir):
     output, ckpt = tmp_path / "o.png", tmp_path / "o.ckpt.npz"
     command = [sys.executable, "run.py", *tiny_argv(pictures, tiny_model_dir, output, "--save-epochs", "1",
-                                                    "--stop-eps", "0", "--max-num-epochs", "100000")]
+                                                    "--stop-eps", "0", "--max-num-epochs", "100000", *NAG)]
     process = subprocess.Popen(command, cwd=PROJECT, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (tmp_path / "o_1.png").exists():  # the epochs have begun
@@ -484,7 +488,7 @@ def test_ctrl_c_from_the_shell_saves_and_resume_finishes(tmp_path, pictures, tin
     resumed = subprocess.run(command + ["--resume", "--max-num-epochs", str(epoch + 2)], cwd=PROJECT,
                              capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"done: {epoch + 2} epochs (reached --max-num-epochs {epoch + 2}; 2 after --resume)" in resumed.stderr
+    assert f"done: {epoch + 2} epochs (reached --max-num-epochs {epoch + 2}; 2 after --resume;" in resumed.stderr
     assert not ckpt.exists()
 
 

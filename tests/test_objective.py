@@ -1,0 +1,200 @@
+"""The L-BFGS / Adam objective, the optimizers and the coarse-to-fine entry point, on both backends."""
+import numpy as np
+import pytest
+
+import reference
+from conftest import smooth_image
+from nstyle import algorithm, imageio, optimizers, settings
+from nstyle.backends import BACKENDS, create_backend
+from nstyle.stylize import stylize, upsample
+from nstyle.train import optimize
+
+WEIGHTS = dict(content_weight=2.0, style_weight=5.0, tv_weight=0.3)
+SETTINGS = algorithm.StyleSettings(lr=0.5, **WEIGHTS)
+SHAPE = (1, 3, 20, 28)
+FLOAT_BACKENDS = sorted(set(BACKENDS) - {"torch-tuned"})  # torch-tuned compiles for a minute: its own test
+
+
+def make_backend(name, weights, precision="float32", start_seed=3):
+    content, style = smooth_image(*SHAPE[2:], seed=1), smooth_image(*SHAPE[2:], seed=2)
+    start = smooth_image(*SHAPE[2:], seed=start_seed)
+    return create_backend(name, weights, content, style, SETTINGS, "cpu", start, precision=precision), content, style
+
+
+@pytest.fixture(params=FLOAT_BACKENDS)
+def backend_name(request):
+    return request.param
+
+
+def test_objective_matches_its_definition(backend_name, tiny_weights):
+    backend, content, style = make_backend(backend_name, tiny_weights)
+    image = smooth_image(*SHAPE[2:], seed=4)
+    loss, _ = backend.objective(image)
+    expected = reference.objective(tiny_weights, image, content, style, **WEIGHTS)
+    assert loss == pytest.approx(expected, rel=1e-4)
+    # Each weight moves its own term: none is silently dropped.
+    for name in WEIGHTS:
+        changed = dict(WEIGHTS, **{name: WEIGHTS[name] * 3})
+        assert reference.objective(tiny_weights, image, content, style, **changed) > expected * (1 + 1e-3)
+
+
+def test_objective_gradient_matches_finite_differences(backend_name, tiny_weights):
+    backend, content, style = make_backend(backend_name, tiny_weights)
+    image = smooth_image(*SHAPE[2:], seed=4).astype(np.float64)
+    _, gradient = backend.objective(image.astype(np.float32))
+    direction = np.random.default_rng(5).standard_normal(SHAPE)
+    step = 1e-4
+    plus = reference.objective(tiny_weights, image + step * direction, content, style, **WEIGHTS)
+    minus = reference.objective(tiny_weights, image - step * direction, content, style, **WEIGHTS)
+    numeric = (plus - minus) / (2 * step)
+    assert float((gradient.astype(np.float64) * direction).sum()) == pytest.approx(numeric, rel=1e-4)
+
+
+def test_tv_energy_gradient_matches_finite_differences():
+    image = smooth_image(*SHAPE[2:], seed=6).astype(np.float64)
+    direction = np.random.default_rng(7).standard_normal(SHAPE)
+    numeric = (algorithm.tv_energy(image + direction) - algorithm.tv_energy(image - direction)) / 2  # quadratic
+    assert float((algorithm.tv_energy_gradient(image) * direction).sum()) == pytest.approx(numeric, rel=1e-9)
+    # No padding: a constant image has no energy, whatever its value (borders are not pulled to the mean).
+    assert algorithm.tv_energy(np.full(SHAPE, 80.0)) == 0.0
+
+
+def test_backends_agree_on_objective(tiny_weights):
+    image = smooth_image(*SHAPE[2:], seed=8)
+    results = [make_backend(name, tiny_weights)[0].objective(image) for name in FLOAT_BACKENDS]
+    (loss_a, grad_a), (loss_b, grad_b) = results
+    assert loss_a == pytest.approx(loss_b, rel=1e-5)
+    np.testing.assert_allclose(grad_a, grad_b, rtol=1e-4, atol=1e-4 * np.abs(grad_a).max())
+
+
+def test_adam_step_matches_numpy_reference(backend_name, tiny_weights):
+    adam = algorithm.AdamSettings(lr=2.0)
+    backend, _, _ = make_backend(backend_name, tiny_weights)
+    mean = variance = np.zeros(SHAPE)
+    for step in range(1, 4):
+        image = backend.image().astype(np.float64)
+        _, gradient = backend.objective(image.astype(np.float32))
+        expected, mean, variance = algorithm.adam_update(image, gradient.astype(np.float64), mean, variance, step,
+                                                         adam)
+        change = backend.adam_step(adam)
+        np.testing.assert_allclose(backend.image(), expected, rtol=1e-5, atol=1e-4)
+        assert change == pytest.approx(np.linalg.norm(expected - image) / np.linalg.norm(expected), rel=1e-3)
+    state = backend.state()
+    np.testing.assert_allclose(state["adam_mean"], mean, rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(state["adam_variance"], variance, rtol=1e-4, atol=1e-12)
+
+
+def test_adam_reference_is_torch_adam():
+    torch = pytest.importorskip("torch")
+    adam = algorithm.AdamSettings(lr=0.3)
+    rng = np.random.default_rng(9)
+    start = rng.standard_normal(12)
+    parameter = torch.tensor(start.copy(), requires_grad=True)
+    optimizer = torch.optim.Adam([parameter], lr=adam.lr, betas=(adam.beta1, adam.beta2), eps=adam.epsilon)
+    image, mean, variance = start.copy(), np.zeros(12), np.zeros(12)
+    for step in range(1, 6):
+        gradient = rng.standard_normal(12)
+        parameter.grad = torch.tensor(gradient)
+        optimizer.step()
+        image, mean, variance = algorithm.adam_update(image, gradient, mean, variance, step, adam)
+    np.testing.assert_allclose(parameter.detach().numpy(), image, rtol=1e-12)
+
+
+def test_adam_resumes_exactly(backend_name, tiny_weights):
+    straight, _, _ = make_backend(backend_name, tiny_weights)
+    optimize(straight, 5, 0.0, optimizer="adam", settings=SETTINGS)
+    first, _, _ = make_backend(backend_name, tiny_weights)
+    optimize(first, 2, 0.0, optimizer="adam", settings=SETTINGS)
+    second, _, _ = make_backend(backend_name, tiny_weights, start_seed=99)
+    second.load_state(first.state())
+    optimize(second, 5, 0.0, first_epoch=3, optimizer="adam", settings=SETTINGS)
+    np.testing.assert_array_equal(second.image(), straight.image())
+
+
+def test_lbfgs_keeps_its_budget_and_ends_at_its_best_image(backend_name, tiny_weights):
+    backend, _, _ = make_backend(backend_name, tiny_weights)
+    losses, changes = [], []
+
+    def on_epoch(change):
+        changes.append(change)
+        losses.append(backend.objective(backend.image())[0])
+        return False
+
+    start_loss = backend.objective(backend.image())[0]
+    optimizers.run("lbfgs", backend, 12, on_epoch, SETTINGS)
+    assert len(losses) == 12  # scipy may ask for more: the budget holds
+    assert changes[0] is None and all(change > 0 for change in changes[1:])
+    final = backend.objective(backend.image())[0]
+    assert final == pytest.approx(min(losses), rel=1e-6) and final < 0.5 * start_loss
+
+
+def test_lbfgs_stops_when_asked(tiny_weights):
+    backend, _, _ = make_backend("mxnet", tiny_weights)
+    seen = []
+    optimizers.run("lbfgs", backend, 50, lambda change: seen.append(change) or len(seen) == 4, SETTINGS)
+    assert len(seen) == 4
+
+
+def test_backends_agree_on_lbfgs_run(tiny_weights):
+    images = []
+    for name in FLOAT_BACKENDS:
+        backend, _, _ = make_backend(name, tiny_weights)
+        optimize(backend, 6, 0.0, optimizer="lbfgs", settings=SETTINGS)
+        images.append(backend.image())
+    np.testing.assert_allclose(images[0], images[1], rtol=1e-3, atol=1e-3 * np.abs(images[0]).max())
+
+
+def test_bfloat16_is_close_to_float32(backend_name, tiny_weights):
+    image = smooth_image(*SHAPE[2:], seed=10)
+    loss32, grad32 = make_backend(backend_name, tiny_weights)[0].objective(image)
+    loss16, grad16 = make_backend(backend_name, tiny_weights, precision="bfloat16")[0].objective(image)
+    assert loss16 == pytest.approx(loss32, rel=0.05)
+    assert np.linalg.norm(grad16 - grad32) <= 0.1 * np.linalg.norm(grad32)
+    assert not np.array_equal(grad16, grad32)  # bfloat16 really ran
+
+
+def test_default_scales_halve_to_128_and_spend_most_at_the_coarsest():
+    run = settings.run_settings("vgg16", "lbfgs", 512)
+    assert [scale.long_edge for scale in run.scales] == [128, 256, 512]
+    budgets = [scale.epochs for scale in run.scales]
+    assert budgets == sorted(budgets, reverse=True)
+    assert [s.long_edge for s in settings.run_settings("vgg16", "lbfgs", 256).scales] == [128, 256]
+    assert settings.run_settings("vgg16", "lbfgs", 256).scales[0].epochs == budgets[0]
+    nag = settings.run_settings("vgg16", "nag", 512)
+    assert [(s.long_edge, s.epochs) for s in nag.scales] == [(512, 1000)] and nag.init == "noise"
+    assert nag.style.content_weight == 400 and settings.run_settings("vgg19", "nag").style.content_weight == 10
+
+
+def test_upsample_keeps_a_smooth_image():
+    small = smooth_image(10, 14, seed=11)
+    big = upsample(small, (1, 3, 20, 28))
+    assert big.shape == (1, 3, 20, 28) and big.dtype == np.float32
+    np.testing.assert_allclose(big.mean(axis=(2, 3)), small.mean(axis=(2, 3)), atol=2.0)
+
+
+def test_stylize_runs_each_scale_and_reports_progress(tiny_weights, pictures):
+    content, style = (imageio.load_image(path) for path in pictures)
+    run = settings.run_settings("vgg16", "lbfgs", 48, scales=[24, 48], scale_epochs=[5, 3], backend="mxnet")
+    seen = []
+    result = stylize(content, style, tiny_weights, run, callback=seen.append, keep_weights=True)
+    assert [(p.long_edge, p.epoch) for p in seen] == [(24, e) for e in range(1, 6)] + [(48, e) for e in range(1, 4)]
+    assert [(s.long_edge, s.epochs) for s in result.scales] == [(24, 5), (48, 3)]
+    assert result.image.shape[2:] == (36, 48) and result.epochs == 8
+    # Work counts full-size epochs: a 24 px epoch is a quarter of a 48 px one.
+    assert seen[-1].work == pytest.approx(seen[-1].total_work) == pytest.approx(5 / 4 + 3)
+    assert seen[0].image.shape[2:] == (18, 24)
+
+
+def test_stylize_resumes_mid_scale_exactly(tiny_weights, pictures):
+    content, style = (imageio.load_image(path) for path in pictures)
+    run = settings.run_settings("vgg16", "adam", 48, scales=[24, 48], scale_epochs=[4, 4], backend="torch")
+    straight = stylize(content, style, tiny_weights, run, keep_weights=True)
+    asked = {"count": 0}
+
+    def stop_after_six():
+        asked["count"] += 1
+        return asked["count"] == 5  # asked after each epoch but a scale's last: 1, 2, 3 | 1, 2 -> stop
+    first = stylize(content, style, tiny_weights, run, should_stop=stop_after_six, keep_weights=True)
+    assert first.stop_reason == "interrupted" and (first.scale_index, first.last_epoch) == (1, 2)
+    resumed = stylize(content, style, tiny_weights, run, resume=(1, 3, first.state), keep_weights=True)
+    np.testing.assert_array_equal(resumed.image, straight.image)
