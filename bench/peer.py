@@ -17,17 +17,18 @@ STYLE_WEIGHT, CONTENT_WEIGHT, TV_WEIGHT = 1000.0, 1.0, 1e-6
 HISTORY = 50
 
 
-def run_peer(content_rgb, style_rgb, weights, long_edge, evaluations, callback):
+def run_peer(content_rgb, style_rgb, weights, long_edge, evaluations, callback, device="cpu"):
     """L-BFGS for `evaluations` loss-and-gradient evaluations; callback(evaluation, seconds, image numpy) after
     each (seconds since the start, set-up included). Returns the final image (1, 3, H, W) mean-subtracted."""
     import torch
-    from nstyle.backends.torch_backend import vgg_features, vgg_layers
+    from nstyle.backends.torch_backend import torch_device, vgg_features, vgg_layers
 
     started = time.perf_counter()
     content_small = imageio.resize_long_edge(content_rgb, long_edge)
-    content = torch.from_numpy(imageio.preprocess(content_small))
-    style = torch.from_numpy(imageio.preprocess(imageio.resize_to(style_rgb, content_small.shape[:2])))
-    layers, names = vgg_layers(weights, torch.device("cpu"))
+    device = torch_device(device)
+    content = torch.from_numpy(imageio.preprocess(content_small)).to(device)
+    style = torch.from_numpy(imageio.preprocess(imageio.resize_to(style_rgb, content_small.shape[:2]))).to(device)
+    layers, names = vgg_layers(weights, device)
 
     def gram(feature):
         _, channels, height, width = feature.shape
@@ -53,8 +54,9 @@ def run_peer(content_rgb, style_rgb, weights, long_edge, evaluations, callback):
         loss = STYLE_WEIGHT * style_loss + CONTENT_WEIGHT * content_loss + TV_WEIGHT * tv
         loss.backward()
         count["evaluations"] += 1
-        callback(count["evaluations"], time.perf_counter() - started, image.detach().numpy().copy())
+        picture = image.detach().cpu().numpy().copy()  # also waits for the device: the clock reads after it
+        callback(count["evaluations"], time.perf_counter() - started, picture)
         return loss
 
     optimizer.step(closure)
-    return np.ascontiguousarray(image.detach().numpy())
+    return np.ascontiguousarray(image.detach().cpu().numpy())

@@ -26,9 +26,9 @@ RECORD_PREFIX = "QUALITY-RECORD "
 CONFIGURATIONS = {
     "example": ("the example's method: NAG from noise, its heads and weights, one scale",
                 {"optimizer": "nag", "precision": "float32"}),
-    "lbfgs-512": ("L-BFGS from the content image, one scale, float32",
+    "lbfgs-1scale": ("L-BFGS from the content image, one scale, float32",
                   {"optimizer": "lbfgs", "scales": ["{size}"], "scale_epochs": [40], "precision": "float32"}),
-    "adam-512": ("Adam from the content image, one scale, float32",
+    "adam-1scale": ("Adam from the content image, one scale, float32",
                  {"optimizer": "adam", "scales": ["{size}"], "scale_epochs": [150], "precision": "float32"}),
     "adam-pyramid": ("Adam from the content image, coarse to fine (defaults), float32",
                      {"optimizer": "adam", "precision": "float32"}),
@@ -54,6 +54,7 @@ def build_parser():
     arg("--size", type=int, default=512, help="the output's long edge (default 512)")
     arg("--configs", default=",".join(CONFIGURATIONS), help="comma list of: " + ", ".join(CONFIGURATIONS))
     arg("--every", type=int, default=1, help="score every N epochs at the output's size (default 1)")
+    arg("--example-every", type=int, default=10, help="the same for the example's long NAG run (default 10)")
     arg("--example-epochs", type=int, default=1000, help="NAG's budget for the example row (default 1000)")
     arg("--threads", type=int, default=machine.usable_cpus())
     arg("--content", default=sample("IMG_4343.jpg"))
@@ -111,7 +112,7 @@ def work(args):
         def on_evaluation(evaluation, seconds, image):
             if evaluation % args.every == 0 or evaluation == PEER_EVALUATIONS:
                 record(evaluation, seconds, args.size, True, image, last=evaluation == PEER_EVALUATIONS)
-        run_peer(content, style, weights, args.size, PEER_EVALUATIONS, on_evaluation)
+        run_peer(content, style, weights, args.size, PEER_EVALUATIONS, on_evaluation, device=args.device)
         return
     from nstyle.stylize import stylize
     run = settings_for(name, args)
@@ -120,7 +121,8 @@ def work(args):
     def on_progress(progress):
         final_scale = progress.scale_index == progress.scales - 1
         at_end = progress.epoch == progress.scale_epochs
-        if at_end or (final_scale and progress.epoch % args.every == 0):
+        every = args.example_every if run.optimizer == "nag" else args.every
+        if at_end or (final_scale and progress.epoch % every == 0):
             record(counted["before"] + progress.epoch, progress.seconds, progress.long_edge, final_scale,
                    progress.image, last=final_scale and at_end)
         if at_end:
@@ -134,7 +136,7 @@ def work(args):
 
 def run_configuration(args, name):
     command = [sys.executable, "-m", "bench.quality", "--worker", name] + [
-        item for key in ("backend", "device", "size", "every", "example_epochs", "threads", "content", "style",
+        item for key in ("backend", "device", "size", "every", "example_every", "example_epochs", "threads", "content", "style",
                          "model_dir", "out") for item in (f"--{key.replace('_', '-')}", str(getattr(args, key)))]
     env = dict(os.environ, **cpu_thread_environment(args.threads))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_DIR, env.get("PYTHONPATH")]))

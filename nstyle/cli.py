@@ -86,8 +86,8 @@ def build_parser():
     arg("--output", default=os.path.join("output", "out.jpg"),
         help="where to write the result (an existing file is replaced)")
     arg("--save-epochs", type=int, default=50, help="save an intermediate image every N epochs (0: never)")
-    arg("--remove-noise", type=float, default=0.2,
-        help="denoise strength applied when saving (0: off); see README")
+    arg("--remove-noise", type=float, help="denoise strength applied when saving (0: off; default: nag "
+        f"{defaults.REMOVE_NOISE['nag']}, lbfgs and adam 0); see README")
     arg("--denoise-method", choices=("gaussian", "tv"), default="gaussian", help="how --remove-noise denoises")
     arg("--backend", choices=sorted(BACKENDS), default="mxnet", help="framework that runs the network")
     arg("--seed", type=int, default=0, help="seed of the initial noise image")
@@ -196,12 +196,23 @@ def scale_list(args):
 
 
 def choose_precision(flag, backend_name, device):
-    """(precision, why) — auto: bfloat16 where oneDNN has AVX512_BF16 kernels for MXNet on the CPU."""
+    """(precision, why). auto: bfloat16 convolutions where the hardware runs them fast — a CPU with AVX512_BF16
+    (oneDNN's bf16 kernels, both backends), an NVIDIA GPU from Ampere on (PyTorch; MXNet 1.9 has no bf16 GPU
+    path) — else float32. bench/NOTES.md has the measurements."""
     if flag != "auto":
         return flag, None
-    if backend_name == "mxnet" and device == "cpu" and cpu_has_bf16():
-        return "bfloat16", "precision: bfloat16 (auto: the CPU has AVX512_BF16; --precision float32 to turn off)"
+    if device == "cpu":
+        if cpu_has_bf16():
+            return "bfloat16", "precision: bfloat16 (auto: the CPU has AVX512_BF16; --precision float32 to turn off)"
+        return "float32", "precision: float32 (auto: the CPU has no AVX512_BF16)"
+    if backend_name != "mxnet" and gpu_has_bf16(device):
+        return "bfloat16", "precision: bfloat16 (auto: the GPU has bfloat16 tensor cores; --precision float32 to turn off)"
     return "float32", None
+
+
+def gpu_has_bf16(device):
+    import torch
+    return torch.cuda.get_device_capability(int(device[3:]))[0] >= 8
 
 
 def cpu_has_bf16():
@@ -342,7 +353,8 @@ def prepare(args):
 
 
 def save_output(args, path, image):
-    imageio.save_image(path, imageio.postprocess(image), args.remove_noise, args.denoise_method)
+    strength = defaults.REMOVE_NOISE[args.optimizer] if args.remove_noise is None else args.remove_noise
+    imageio.save_image(path, imageio.postprocess(image), strength, args.denoise_method)
 
 
 class ProgressBar:

@@ -13,6 +13,10 @@ from nstyle.algorithm import StyleSettings
 # VGG16 weighs style more heavily at the same ratio (README, "Defaults").
 NAG_LOSS_WEIGHTS = {"vgg19": (10.0, 1.0), "vgg16": (400.0, 1.0)}
 NAG_TV_WEIGHT, NAG_LR, NAG_STOP_EPS, NAG_MAX_EPOCHS = 0.01, 0.001, 0.005, 1000
+# Denoise strength when saving (imageio.denoise). NAG from noise leaves pixel-level noise: 0.2, as the article.
+# L-BFGS and Adam from the content image do not (at 256 px their result's Laplacian std is 28.6, the photo's own
+# 29.9), and the blur only softens the strokes (style ratio 0.163 -> 0.279): 0.
+REMOVE_NOISE = {"nag": 0.2, "lbfgs": 0.0, "adam": 0.0}
 
 # The normalised objective: the same for both models (each term is relative to its own target). Chosen by the
 # quality bench (bench/NOTES.md, "Time to a good picture").

@@ -2,7 +2,7 @@
 import numpy as np
 
 from conftest import tiny_run
-from nstyle import imageio
+from nstyle import imageio, settings
 from nstyle.cli import build_parser, run_settings_from
 
 
@@ -14,7 +14,8 @@ def resolved(*flags):
 def test_defaults():
     args, run = resolved()
     assert (args.optimizer, args.max_num_epochs, args.save_epochs, args.max_long_edge) == ("lbfgs", 1000, 50, 512)
-    assert (args.gpu, args.model, args.backend, args.remove_noise) == ("auto", None, "mxnet", 0.2)
+    assert (args.gpu, args.model, args.backend, args.remove_noise) == ("auto", None, "mxnet", None)
+    assert settings.REMOVE_NOISE == {"nag": 0.2, "lbfgs": 0.0, "adam": 0.0}
     assert (run.init, run.stop_eps, [s.long_edge for s in run.scales]) == ("content", 0.0, [128, 256, 512])
     assert (run.style.content_weight, run.style.style_weight, run.style.tv_weight) == (1.0, 5.0, 1e-3)
 

