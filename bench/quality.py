@@ -4,7 +4,8 @@ Runs the sample pair under each configuration (each in its own process, with the
 picture every --every epochs at the output's size with nstyle.quality (the scoring is left out of the clock), and
 writes DIR/quality.csv (configuration, epoch, scale, seconds, style_ratio, content_similarity), DIR/report.md
 (the time each configuration first meets the bar, and its figures at the end), DIR/quality_vs_time.png and
-DIR/pictures.jpg (each configuration's picture when it first met the bar, or its last one). Only pictures at the
+DIR/pictures.png (each configuration's picture when it first met the bar, or its last one; each also in
+DIR/pictures/). Only pictures at the
 output's size count for the bar: a coarse scale's picture is not a result at that size.
 """
 import argparse
@@ -32,8 +33,12 @@ CONFIGURATIONS = {
                  {"optimizer": "adam", "scales": ["{size}"], "scale_epochs": [150], "precision": "float32"}),
     "adam-pyramid": ("Adam from the content image, coarse to fine (defaults), float32",
                      {"optimizer": "adam", "precision": "float32"}),
-    "default-fp32": ("run.py's defaults (L-BFGS coarse to fine) in float32", {"precision": "float32"}),
-    "default": ("run.py's defaults (L-BFGS coarse to fine, precision auto)", {"precision": "auto"}),
+    "lbfgs-pyramid": ("L-BFGS from the content image, coarse to fine (defaults), precision auto",
+                      {"optimizer": "lbfgs", "precision": "auto"}),
+    "default-fp32": ("run.py's defaults (optimizer auto: L-BFGS on a CPU, Adam on a GPU; coarse to fine) in float32",
+                     {"precision": "float32"}),
+    "default": ("run.py's defaults (optimizer auto: L-BFGS on a CPU, Adam on a GPU; coarse to fine; precision auto)",
+                {"precision": "auto"}),
     "peer": ("the peer: a plain PyTorch L-BFGS script (bench/peer.py), one scale, float32", None),
 }
 PEER_EVALUATIONS = 50
@@ -52,7 +57,9 @@ def build_parser():
     arg("--backend", default="mxnet", help="backend of our configurations (default mxnet); the peer is PyTorch")
     arg("--device", default="cpu", help="cpu or gpuN (default cpu)")
     arg("--size", type=int, default=512, help="the output's long edge (default 512)")
-    arg("--configs", default=",".join(CONFIGURATIONS), help="comma list of: " + ", ".join(CONFIGURATIONS))
+    arg("--configs", default=",".join(name for name in CONFIGURATIONS if name != "lbfgs-pyramid"),
+        help="comma list of: " + ", ".join(CONFIGURATIONS) + " (default: all but lbfgs-pyramid, which is the "
+             "default on a CPU)")
     arg("--every", type=int, default=1, help="score every N epochs at the output's size (default 1)")
     arg("--example-every", type=int, default=10, help="the same for the example's long NAG run (default 10)")
     arg("--example-epochs", type=int, default=1000, help="NAG's budget for the example row (default 1000)")
@@ -66,13 +73,14 @@ def build_parser():
 
 
 def settings_for(name, args):
-    from nstyle import settings, cli
+    from nstyle import settings
     _, arguments = CONFIGURATIONS[name]
     arguments = {key: ([int(str(v).format(size=args.size)) for v in value] if key == "scales" else value)
                  for key, value in arguments.items()}
     precision = arguments.pop("precision")
     if precision == "auto":
-        precision = cli.choose_precision("auto", args.backend, args.device)[0]
+        precision = settings.default_precision(args.backend, args.device)[0]
+    arguments.setdefault("optimizer", settings.default_optimizer(args.device))
     if arguments.get("optimizer") == "nag":
         arguments["max_epochs"] = args.example_epochs
     return settings.run_settings("vgg16", long_edge=args.size, backend=args.backend, device=args.device,
@@ -100,9 +108,9 @@ def work(args):
                "content_similarity": score.content_similarity, "meets_bar": met}
         if met and not spent["met"]:
             spent["met"] = True
-            imageio.save_image(os.path.join(args.out, "pictures", f"{name}-bar.png"), picture)
+            imageio.save_image(os.path.join(args.out, "pictures", f"{name}-bar.jpg"), picture)
         if last:
-            imageio.save_image(os.path.join(args.out, "pictures", f"{name}-last.png"), picture)
+            imageio.save_image(os.path.join(args.out, "pictures", f"{name}-last.jpg"), picture)
         print(RECORD_PREFIX + json.dumps(row), flush=True)
         spent["scoring"] += time.perf_counter() - started
 
@@ -168,6 +176,7 @@ def main(argv=None):
     os.makedirs(os.path.join(args.out, "logs"), exist_ok=True)
     info = machine.machine_info(args.threads)
     info["command"] = " ".join(["python -m bench.quality"] + (sys.argv[1:] if argv is None else argv))
+    info["quality_bench"] = {"size": args.size, "backend": args.backend, "device": args.device, "threads": args.threads}
     atomic_write(os.path.join(args.out, "machine.json"), (json.dumps(info, indent=2) + "\n").encode())
     from tqdm import tqdm
     rows = []
@@ -175,7 +184,7 @@ def main(argv=None):
         rows += run_configuration(args, name)
         write_csv(rows, args.out)
     from bench.quality_report import write_quality_report
-    write_quality_report(args.out, args, names, info)
+    write_quality_report(args.out, names)
     print(f"results: {os.path.join(args.out, 'quality.csv')}; report: {os.path.join(args.out, 'report.md')}")
     return 0
 

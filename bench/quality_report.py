@@ -1,5 +1,12 @@
-"""report.md, quality_vs_time.png and pictures.jpg of a quality bench run (bench/quality.py)."""
+"""report.md, quality_vs_time.png and pictures.png of a quality bench run (bench/quality.py).
+
+python -m bench.quality_report DIR rewrites them from DIR/quality.csv, DIR/machine.json and DIR/pictures/.
+"""
+import argparse
+import glob
+import json
 import os
+import sys
 
 import numpy as np
 import pandas as pd
@@ -69,7 +76,8 @@ def pictures(table, out_dir):
     shown = []
     for row in table.itertuples():
         for suffix, caption in (("bar", "met the bar at {:.1f} s"), ("last", "last, {:.1f} s (bar not met)")):
-            path = os.path.join(out_dir, "pictures", f"{row.configuration}-{suffix}.png")
+            found = glob.glob(os.path.join(out_dir, "pictures", f"{row.configuration}-{suffix}.*"))
+            path = found[0] if found else ""
             if os.path.isfile(path):
                 seconds = row.bar_seconds if suffix == "bar" else row.last_seconds
                 shown.append((row.configuration, caption.format(seconds), imageio.load_image(path)))
@@ -85,40 +93,66 @@ def pictures(table, out_dir):
         axis.imshow(image)
         axis.set_title(f"{name}: {caption}", fontsize=9)
     figure.tight_layout()
-    path = os.path.join(out_dir, "pictures.jpg")
-    temporary = path + ".tmp.jpg"
-    figure.savefig(temporary, dpi=90)
+    path = os.path.join(out_dir, "pictures.png")
+    temporary = path + ".tmp.png"
+    figure.savefig(temporary, dpi=80)
     plt.close(figure)
     os.replace(temporary, path)
 
 
-def write_quality_report(out_dir, args, names, info):
+def write_quality_report(out_dir, names=None):
+    """report.md, summary.csv and the two figures of the run in out_dir (its machine.json says how it ran)."""
     from bench.quality import CONFIGURATIONS
+    with open(os.path.join(out_dir, "machine.json")) as file:
+        info = json.load(file)
+    run = info["quality_bench"]
     frame = pd.read_csv(os.path.join(out_dir, "quality.csv"))
+    names = names or list(dict.fromkeys(frame.configuration))
     table = summary(frame, names)
     peer = table[table.configuration == "peer"]
     peer_seconds = float(peer.bar_seconds.iloc[0]) if len(peer) and peer.bar_seconds.notna().iloc[0] else None
-    lines = [f"# Time to a good picture: {args.size} px, {args.backend} on {args.device}", "",
-             f"Machine: {info.get('label')} — {info.get('cpu_model', '')}, {args.threads} threads; CPU flags: "
-             f"{info.get('cpu_flags', '')}. Command: `{info['command']}`.", "",
+
+    def times_peer(seconds):
+        return fmt(seconds / peer_seconds, 2) if peer_seconds and seconds is not None and seconds == seconds else "—"
+
+    lines = [f"# Time to a good picture: {run['size']} px, {run['backend']} on {run['device']}", "",
+             f"Machine: {info.get('label')} — {info.get('cpu_model', '')}"
+             + (f", GPU {info['gpus'][0]['name']}" if info.get("gpus") else "")
+             + f", {run['threads']} CPU threads; CPU flags: {info.get('cpu_flags') or 'not recorded'}. "
+             f"Command: `{info['command']}`.", "",
              f"The bar: style ratio ≤ {BAR_STYLE_RATIO} and content similarity ≥ {BAR_CONTENT_SIMILARITY} "
              "(nstyle/quality.py; the example's published picture scores 0.25 / 0.53), at the output's size. Seconds "
-             "count from the start of the run (every scale's set-up included, image loading and scoring not).", "",
-             "| configuration | what | epochs to the bar | seconds to the bar | × peer | last epoch | last s | "
-             "last style ratio | last content similarity |", "|---|---|---|---|---|---|---|---|---|"]
+             "count from the start of the run (every scale's set-up included, image loading and scoring not). "
+             "*× peer* divides by the peer's seconds to the bar; *whole run × peer* divides the configuration's whole "
+             "run (what a user waits for) by the same.", "",
+             "| configuration | what | epochs to the bar | seconds to the bar | × peer | last epoch | whole run s | "
+             "whole run × peer | last style ratio | last content similarity |", "|---|---|---|---|---|---|---|---|---|---|"]
     for row in table.itertuples():
         if row.status != "ok":
-            lines.append(f"| {row.configuration} | {CONFIGURATIONS[row.configuration][0]} | failed | | | | | | |")
+            lines.append(f"| {row.configuration} | {CONFIGURATIONS[row.configuration][0]} | failed | | | | | | | |")
             continue
-        ratio = (fmt(row.bar_seconds / peer_seconds, 2) if peer_seconds and row.bar_seconds == row.bar_seconds
-                 and row.bar_seconds is not None else "—")
+        met = row.bar_seconds is not None and row.bar_seconds == row.bar_seconds
         lines.append(f"| {row.configuration} | {CONFIGURATIONS[row.configuration][0]} | "
-                     f"{fmt(row.bar_epoch, 0) if row.bar_epoch == row.bar_epoch else '—'} | "
-                     f"{fmt(row.bar_seconds, 1)} | {ratio} | {row.last_epoch} | {row.last_seconds:.1f} | "
-                     f"{row.last_style_ratio:.3f} | {row.last_content_similarity:.3f} |")
+                     f"{int(row.bar_epoch) if met else '—'} | {fmt(row.bar_seconds, 1) if met else '—'} | "
+                     f"{times_peer(row.bar_seconds) if met else '—'} | {row.last_epoch} | {row.last_seconds:.1f} | "
+                     f"{times_peer(row.last_seconds)} | {row.last_style_ratio:.3f} | "
+                     f"{row.last_content_similarity:.3f} |")
     lines += ["", "![quality against time](quality_vs_time.png)", "",
-              "![each configuration's picture when it first met the bar, else its last](pictures.jpg)", ""]
+              "![each configuration's picture when it first met the bar, else its last](pictures.png)", ""]
     atomic_write(os.path.join(out_dir, "report.md"), "\n".join(lines).encode())
     atomic_write(os.path.join(out_dir, "summary.csv"), table.to_csv(index=False).encode())
     plot(frame, names, out_dir)
     pictures(table, out_dir)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.quality_report", description=__doc__.splitlines()[0])
+    parser.add_argument("dir", help="a folder written by python -m bench.quality --out")
+    args = parser.parse_args(argv)
+    write_quality_report(args.dir)
+    print(f"report: {os.path.join(args.dir, 'report.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

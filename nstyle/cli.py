@@ -60,8 +60,9 @@ def build_parser():
         "default vgg19 when model/vgg19.params exists, else vgg16")
     arg("--content-image", required=True, help="the photo to paint")
     arg("--style-image", required=True, help="the painting whose style to use")
-    arg("--optimizer", choices=OPTIMIZERS, default="lbfgs",
-        help="lbfgs (default) or adam on the normalised loss, coarse to fine; nag: the example's own loop")
+    arg("--optimizer", choices=("auto",) + OPTIMIZERS, default="auto",
+        help="lbfgs or adam on the normalised loss, coarse to fine; nag: the example's own loop; auto (default): "
+             "lbfgs on the CPU, adam on a GPU")
     arg("--init", help="starting image: noise, content, style or an image file (default: content; nag: noise)")
     arg("--scales", help="comma list of long edges, coarse to fine, ending at --max-long-edge (default: lbfgs and "
         "adam halve from --max-long-edge down to 128 px, e.g. 128,256,512; nag: one scale)")
@@ -196,31 +197,14 @@ def scale_list(args):
 
 
 def choose_precision(flag, backend_name, device):
-    """(precision, why). auto: bfloat16 convolutions where the hardware runs them fast — a CPU with AVX512_BF16
-    (oneDNN's bf16 kernels, both backends), an NVIDIA GPU from Ampere on (PyTorch; MXNet 1.9 has no bf16 GPU
-    path) — else float32. bench/NOTES.md has the measurements."""
+    """(precision, the line to log or None): the flag, or for auto the settings' choice for this hardware."""
     if flag != "auto":
         return flag, None
-    if device == "cpu":
-        if cpu_has_bf16():
-            return "bfloat16", "precision: bfloat16 (auto: the CPU has AVX512_BF16; --precision float32 to turn off)"
-        return "float32", "precision: float32 (auto: the CPU has no AVX512_BF16)"
-    if backend_name != "mxnet" and gpu_has_bf16(device):
-        return "bfloat16", "precision: bfloat16 (auto: the GPU has bfloat16 tensor cores; --precision float32 to turn off)"
-    return "float32", None
+    return defaults.default_precision(backend_name, device)
 
 
-def gpu_has_bf16(device):
-    import torch
-    return torch.cuda.get_device_capability(int(device[3:]))[0] >= 8
-
-
-def cpu_has_bf16():
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            return "avx512_bf16" in cpuinfo.read()
-    except OSError:
-        return False
+def resolved_optimizer(flag, device):
+    return defaults.default_optimizer(device) if flag == "auto" else flag
 
 
 def run_settings_from(args, model_name, device, precision):
@@ -338,6 +322,7 @@ def prepare(args):
     use_cpu_threads(args.backend, args.threads)  # before the framework's first import: MXNet reads it then
     device, device_note = choose_device(args.gpu, args.backend)
     precision, precision_note = choose_precision(args.precision, args.backend, device)
+    args.optimizer = resolved_optimizer(args.optimizer, device)
     settings = run_settings_from(args, model_name, device, precision)
     for scale in settings.scales:  # the coarsest scale decides whether VGG can read the image
         check_image_size(imageio.resize_long_edge(content_rgb, scale.long_edge), scale.long_edge)

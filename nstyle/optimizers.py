@@ -15,6 +15,10 @@ from nstyle.algorithm import AdamSettings
 
 OPTIMIZERS = ("lbfgs", "adam", "nag")
 LBFGS_HISTORY = 50  # pairs of updates L-BFGS remembers (torch.optim.LBFGS's peer setting in DESIGN.md)
+# Root-mean-square change per pixel (grey levels, 0-255) of L-BFGS's first step at each scale. Measured at 512 px
+# (bench/NOTES.md): scipy's own unit step left the last scale's 4 evaluations almost still (a soft, upsampled
+# picture); 1, 2 and 4 gave the same sharp result, 16 overshot (content similarity 0.58).
+FIRST_STEP_PIXELS = 2.0
 
 
 class _Stopped(Exception):
@@ -41,11 +45,15 @@ def run_lbfgs(backend, epochs, on_epoch, settings):
     backend ends at the lowest-loss image evaluated: a line search's last trial can be worse than its start.
     """
     shape = backend.image().shape
-    start = backend.image().astype(np.float64).ravel()
+    # scipy searches y = x / step_scale: its first step (no curvature known yet) is one unit of y, so that it moves
+    # each pixel by about FIRST_STEP_PIXELS instead of 1 / √(3·H·W) of a grey level, and no evaluation is spent on
+    # a line search that only grows a useless step. Later steps take their scale from the curvature L-BFGS learns.
+    step_scale = FIRST_STEP_PIXELS * np.sqrt(np.prod(shape))
+    start = backend.image().astype(np.float64).ravel() / step_scale
     best = {"loss": np.inf, "image": backend.image(), "previous": None, "evaluations": 0}
 
     def loss_and_gradient(flat):
-        image = flat.astype(np.float32).reshape(shape)
+        image = (flat * step_scale).astype(np.float32).reshape(shape)
         loss, gradient = backend.objective(image)
         # The first evaluation is at the start itself: there is no change to measure (None) yet.
         change = None if best["previous"] is None else \
@@ -57,7 +65,7 @@ def run_lbfgs(backend, epochs, on_epoch, settings):
         # scipy may ask for one evaluation past maxfun: the budget is kept here.
         if on_epoch(change) or best["evaluations"] >= epochs:
             raise _Stopped
-        return loss, gradient.astype(np.float64).ravel()
+        return loss, gradient.astype(np.float64).ravel() * step_scale
 
     try:
         scipy.optimize.minimize(loss_and_gradient, start, jac=True, method="L-BFGS-B",

@@ -3,15 +3,18 @@ import numpy as np
 
 from conftest import tiny_run
 from nstyle import imageio, settings
-from nstyle.cli import build_parser, run_settings_from
+from nstyle.cli import build_parser, resolved_optimizer, run_settings_from
 
 
-def resolved(*flags):
+def resolved(*flags, device="cpu"):
     args = build_parser().parse_args(["--content-image", "a.jpg", "--style-image", "b.jpg", *flags])
-    return args, run_settings_from(args, "vgg16", "cpu", "float32")
+    args.optimizer = resolved_optimizer(args.optimizer, device)
+    return args, run_settings_from(args, "vgg16", device, "float32")
 
 
 def test_defaults():
+    assert build_parser().get_default("optimizer") == "auto"
+    assert resolved(device="gpu0")[0].optimizer == "adam"  # measured faster on a GPU (bench/NOTES.md)
     args, run = resolved()
     assert (args.optimizer, args.max_num_epochs, args.save_epochs, args.max_long_edge) == ("lbfgs", 1000, 50, 512)
     assert (args.gpu, args.model, args.backend, args.remove_noise) == ("auto", None, "mxnet", None)
