@@ -67,20 +67,26 @@ def plot(frame, names, out_dir):
     os.replace(temporary, path)
 
 
-def pictures(table, out_dir):
-    """The pictures side by side: each configuration's when it first met the bar, else its last."""
+def pictures(table, out_dir, moment):
+    """The configurations' pictures side by side: moment "bar" — each one's when it first met the bar (else its
+    last) — or "last", the whole run's result, what a user gets. Written to pictures.png / pictures_last.png."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from nstyle import imageio
     shown = []
     for row in table.itertuples():
-        for suffix, caption in (("bar", "met the bar at {:.1f} s"), ("last", "last, {:.1f} s (bar not met)")):
+        if row.status != "ok":
+            continue
+        choices = ((("bar", "met the bar at {:.1f} s", row.bar_seconds),) if moment == "bar" else ()) + \
+            (("last", "whole run, {:.1f} s" + (" (bar not met)" if moment == "bar" else ""), row.last_seconds),)
+        for suffix, caption, seconds in choices:
             found = glob.glob(os.path.join(out_dir, "pictures", f"{row.configuration}-{suffix}.*"))
-            path = found[0] if found else ""
-            if os.path.isfile(path):
-                seconds = row.bar_seconds if suffix == "bar" else row.last_seconds
-                shown.append((row.configuration, caption.format(seconds), imageio.load_image(path)))
+            if found:
+                text = caption.format(seconds)
+                if suffix == "last":
+                    text += f": {row.last_style_ratio:.2f} / {row.last_content_similarity:.2f}"
+                shown.append((row.configuration, text, imageio.load_image(found[0])))
                 break
     if not shown:
         return
@@ -93,7 +99,7 @@ def pictures(table, out_dir):
         axis.imshow(image)
         axis.set_title(f"{name}: {caption}", fontsize=9)
     figure.tight_layout()
-    path = os.path.join(out_dir, "pictures.png")
+    path = os.path.join(out_dir, "pictures.png" if moment == "bar" else "pictures_last.png")
     temporary = path + ".tmp.png"
     figure.savefig(temporary, dpi=80)
     plt.close(figure)
@@ -137,12 +143,19 @@ def write_quality_report(out_dir, names=None):
                      f"{times_peer(row.bar_seconds) if met else '—'} | {row.last_epoch} | {row.last_seconds:.1f} | "
                      f"{times_peer(row.last_seconds)} | {row.last_style_ratio:.3f} | "
                      f"{row.last_content_similarity:.3f} |")
-    lines += ["", "![quality against time](quality_vs_time.png)", "",
-              "![each configuration's picture when it first met the bar, else its last](pictures.png)", ""]
+    plot(frame, names, out_dir)
+    pictures(table, out_dir, "bar")
+    pictures(table, out_dir, "last")
+    lines += ["", "![quality against time](quality_vs_time.png)", ""]
+    if os.path.isfile(os.path.join(out_dir, "pictures.png")):
+        lines += ["Each configuration's picture when it first met the bar (for a coarse-to-fine run that is its first "
+                  "evaluation at the output's size: the last scale's result upsampled, softer than what the run ends "
+                  "with), else its last:", "", "![pictures at the bar](pictures.png)", ""]
+    if os.path.isfile(os.path.join(out_dir, "pictures_last.png")):
+        lines += ["What each whole run ends with (style ratio / content similarity):", "",
+                  "![pictures at the end](pictures_last.png)", ""]
     atomic_write(os.path.join(out_dir, "report.md"), "\n".join(lines).encode())
     atomic_write(os.path.join(out_dir, "summary.csv"), table.to_csv(index=False).encode())
-    plot(frame, names, out_dir)
-    pictures(table, out_dir)
 
 
 def main(argv=None):

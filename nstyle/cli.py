@@ -33,10 +33,6 @@ NUMBER_RANGES = (("--stop-eps", 0, True), ("--content-weight", 0, True), ("--sty
 # A 10000 px square is imageio's input limit; larger sizes would only be upscaled past it, to no use.
 MAX_LONG_EDGE = math.isqrt(imageio.MAX_INPUT_PIXELS)
 
-# Refuse to start only when the memory model predicts more than this many times the free memory: from 384 px up
-# it is within 7 % of every measurement (nstyle/memory.py), so a refused run would not have fitted. Between 1×
-# and this, the run starts with a warning.
-MEMORY_REFUSAL_FACTOR = 1.25
 
 log = logging.getLogger("nstyle")
 
@@ -131,17 +127,12 @@ def check_paths(args):
             raise UsageError(f"--output {args.output} is the {flag}: it would be overwritten; choose another --output")
 
 
-def smallest_long_edge(aspect):
-    """The --max-long-edge below which the short side falls under MIN_IMAGE_SIDE, for short/long = aspect."""
-    return math.ceil(MIN_IMAGE_SIDE / aspect)
-
-
 def check_image_size(content_rgb, long_edge):
     height, width = content_rgb.shape[:2]
     if min(height, width) < MIN_IMAGE_SIDE:
         raise UsageError(f"the content image becomes {width}x{height} px at --max-long-edge {long_edge}; VGG needs "
                          f"{MIN_IMAGE_SIDE} px on the short side: use --max-long-edge "
-                         f"{smallest_long_edge(min(height, width) / max(height, width))} or more")
+                         f"{memory.smallest_long_edge(min(height, width) / max(height, width))} or more")
 
 
 def choose_device(gpu_flag, backend_name):
@@ -253,32 +244,8 @@ class Job:
 
 
 def memory_advice(problem, args, job, available_mb):
-    """One line: what failed at which size, what the memory model predicts, and the largest size it fits."""
-    height, width = job.output_shape[2:]
-    text = f"{problem} at {width}x{height} px (--max-long-edge {args.max_long_edge}) on {job.device}"
-    predicted = memory.predicted_peak_mb(args.backend, job.device, job.model_name, height, width)
-    if predicted is not None and available_mb is not None:
-        text += (f": {args.backend} with {job.model_name} needs about {predicted:,.0f} MB by the memory model, "
-                 f"{available_mb:,.0f} MB is free")
-    aspect = min(height, width) / max(height, width)
-    fits = memory.largest_long_edge(available_mb, args.backend, job.device, job.model_name, aspect)
-    if fits is not None and fits < smallest_long_edge(aspect):
-        return text + "; not even the smallest image fits: close other programs and try again"
-    if fits is None or fits >= max(height, width):  # no model here, or it was wrong: other programs took memory?
-        return text + "; use a smaller --max-long-edge" + ("" if job.device == "cpu" else ", or --gpu -1 for the CPU")
-    return text + f"; this machine fits about {fits} px by the memory model: use --max-long-edge {fits} or less"
-
-
-def check_memory(args, job, available_mb):
-    """Fail before binding when the run clearly cannot fit: on Linux the kernel kills it otherwise, silently."""
-    predicted = memory.predicted_peak_mb(args.backend, job.device, job.model_name, *job.output_shape[2:])
-    if predicted is None or available_mb is None:
-        return
-    if predicted > available_mb * MEMORY_REFUSAL_FACTOR:
-        raise RuntimeFailure(memory_advice("not enough memory", args, job, available_mb))
-    if predicted > available_mb:
-        log.warning("warning: the memory model predicts %.0f MB for this run and %.0f MB is free; "
-                    "it may run out of memory", predicted, available_mb)
+    return memory.advice(problem, args.backend, job.device, job.model_name, job.output_shape[2:],
+                         args.max_long_edge, available_mb)
 
 
 @contextlib.contextmanager
@@ -376,7 +343,10 @@ def stylize(args):
     elif os.path.exists(args.output):
         log.info("%s exists; this run replaces it when it saves", args.output)
     available_mb = memory.available_memory_mb(job.device, args.backend)
-    check_memory(args, job, available_mb)
+    warning = memory.check_fits(args.backend, job.device, job.model_name, job.output_shape[2:], args.max_long_edge,
+                                available_mb)
+    if warning:
+        log.warning(warning)
     settings = job.settings
     style = settings.style
     log.info("%s on %s, %s, %s from %s, scales %s px, %dx%d, content %g : style %g : tv %g", args.backend,

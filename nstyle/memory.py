@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 
 from nstyle.backends.base import parse_device
+from nstyle.errors import RuntimeFailure
+from nstyle.vgg import MIN_IMAGE_SIDE
 
 # Substrings (lower case) of the messages frameworks give when an allocation fails: MXNet's MXNetError
 # ("cudaMalloc retry failed: out of memory", "std::bad_alloc"), torch's OutOfMemoryError and CPU allocator.
@@ -166,3 +168,46 @@ def available_memory_mb(device, backend_name):
     free = host_free_mb()
     return None if free is None else free + (process_memory_mb("VmRSS") or 0.0)
 
+
+
+# Refuse to start only when the memory model predicts more than this many times the free memory: from 384 px up
+# it is within 7 % of every measurement, so a refused run would not have fitted. Between 1× and this, the run
+# starts with a warning.
+MEMORY_REFUSAL_FACTOR = 1.25
+
+
+def smallest_long_edge(aspect):
+    """The --max-long-edge below which the short side falls under VGG's MIN_IMAGE_SIDE, for short/long = aspect."""
+    return math.ceil(MIN_IMAGE_SIDE / aspect)
+
+
+def advice(problem, backend_name, device, model_name, size, long_edge, available_mb):
+    """One line: what failed at which size, what the memory model predicts, and the largest size it fits."""
+    height, width = size
+    text = f"{problem} at {width}x{height} px (--max-long-edge {long_edge}) on {device}"
+    predicted = predicted_peak_mb(backend_name, device, model_name, height, width)
+    if predicted is not None and available_mb is not None:
+        text += (f": {backend_name} with {model_name} needs about {predicted:,.0f} MB by the memory model, "
+                 f"{available_mb:,.0f} MB is free")
+    aspect = min(height, width) / max(height, width)
+    fits = largest_long_edge(available_mb, backend_name, device, model_name, aspect)
+    if fits is not None and fits < smallest_long_edge(aspect):
+        return text + "; not even the smallest image fits: close other programs and try again"
+    if fits is None or fits >= max(height, width):  # no model here, or it was wrong: other programs took memory?
+        return text + "; use a smaller --max-long-edge" + ("" if device == "cpu" else ", or --gpu -1 for the CPU")
+    return text + f"; this machine fits about {fits} px by the memory model: use --max-long-edge {fits} or less"
+
+
+def check_fits(backend_name, device, model_name, size, long_edge, available_mb):
+    """Before binding: RuntimeFailure when the run clearly cannot fit (on Linux the kernel kills it otherwise,
+    silently); a warning line when it may not; None when it fits or nothing is known."""
+    predicted = predicted_peak_mb(backend_name, device, model_name, *size)
+    if predicted is None or available_mb is None:
+        return None
+    if predicted > available_mb * MEMORY_REFUSAL_FACTOR:
+        raise RuntimeFailure(advice("not enough memory", backend_name, device, model_name, size, long_edge,
+                                    available_mb))
+    if predicted > available_mb:
+        return (f"warning: the memory model predicts {predicted:.0f} MB for this run and {available_mb:.0f} MB is "
+                "free; it may run out of memory")
+    return None
