@@ -77,8 +77,8 @@ def build_parser():
     arg("--lr", type=float, help="learning rate: nag %g (×0.9 every 75 epochs), adam %g; lbfgs has none"
         % (defaults.NAG_LR, defaults.ADAM_LR))
     arg("--precision", choices=("auto",) + PRECISIONS, default="auto",
-        help="arithmetic of the network: auto = bfloat16 where the CPU has AVX512_BF16 (mxnet backend), else "
-             "float32")
+        help="arithmetic of the convolutions: auto = bfloat16 on a CPU with AVX512_BF16 and on NVIDIA GPUs from "
+             "Ampere on (torch backend), else float32")
     arg("--gpu", default="auto", help="GPU index, -1 for the CPU; default: GPU 0 when one can be used, else CPU")
     arg("--output", default=os.path.join("output", "out.jpg"),
         help="where to write the result (an existing file is replaced)")

@@ -84,17 +84,19 @@ def _to_rgb_array(img):
     return np.array(img.convert("RGB"), dtype=np.uint8)
 
 
-def resize_long_edge(image, long_edge):
-    """Scale so that the longer side is long_edge pixels, keeping the aspect ratio."""
+def long_edge_size(height, width, long_edge):
+    """(height, width) with the longer side long_edge pixels, keeping the aspect ratio."""
     if long_edge < 1:
         raise ValueError(f"long_edge must be at least 1, got {long_edge}")
-    height, width = image.shape[:2]
     scale = long_edge / max(height, width)
     if height >= width:
-        size = (long_edge, max(1, round(width * scale)))
-    else:
-        size = (max(1, round(height * scale)), long_edge)
-    return resize_to(image, size)
+        return long_edge, max(1, round(width * scale))
+    return max(1, round(height * scale)), long_edge
+
+
+def resize_long_edge(image, long_edge):
+    """Scale so that the longer side is long_edge pixels, keeping the aspect ratio."""
+    return resize_to(image, long_edge_size(*image.shape[:2], long_edge))
 
 
 def resize_to(image, size):

@@ -23,7 +23,7 @@ class Progress:
     long_edge: int
     epoch: int  # within this scale, 1-based
     scale_epochs: int  # this scale's budget
-    change: float  # relative change of this epoch
+    change: Optional[float]  # relative change of this epoch; None where there is nothing to compare with
     work: float  # full-size epochs: each epoch counts its pixels / the output's pixels (the progress bar's unit)
     total_work: float  # the same for every scale's whole budget: what work reaches when no stop rule ends early
     seconds: float  # since stylize began
@@ -66,13 +66,6 @@ def upsample(image, shape):
     return np.ascontiguousarray(resized.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
-def scale_pixels(content_rgb, long_edge):
-    """Pixels of the content image at long_edge (the shape resize_long_edge gives)."""
-    height, width = content_rgb.shape[:2]
-    scale = long_edge / max(height, width)
-    return long_edge * max(1, round(min(height, width) * scale))
-
-
 def starting_image(init, content, style, seed, init_rgb=None):
     """The first scale's start: "noise" (the example's), "content", "style", or an image (init_rgb) resized."""
     if init == "noise":
@@ -89,12 +82,12 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
     """Paint content_rgb (HxWx3 uint8) in the style of style_rgb with settings (nstyle.settings.RunSettings).
 
     save(epoch, image) is called every save_every epochs (epochs counted across scales). should_stop() is asked
-    between epochs (Ctrl-C). resume = (scale index, last finished epoch there, backend state) continues a run.
+    between epochs (Ctrl-C). resume = (scale index, the epoch to go on with there, backend state) continues a run.
     Unless keep_weights, weights.arrays is emptied once a backend holds its own copy (memory).
     """
     started = time.perf_counter()
     scales = settings.scales
-    pixels = [scale_pixels(content_rgb, scale.long_edge) for scale in scales]
+    pixels = [np.prod(imageio.long_edge_size(*content_rgb.shape[:2], scale.long_edge)) for scale in scales]
     shares = [count / pixels[-1] for count in pixels]
     total_work = sum(scale.epochs * share for scale, share in zip(scales, shares))
     first_scale, first_epoch, state = (0, 1, None) if resume is None else resume

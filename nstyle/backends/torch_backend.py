@@ -1,7 +1,9 @@
-"""The same algorithm in eager PyTorch, float32, for the bench against MXNet: the math of mxnet_backend.py.
+"""The same algorithm in eager PyTorch: the math of mxnet_backend.py, for the bench against MXNet and for GPUs
+that mxnet-cu112 cannot use.
 
-A plain baseline on purpose: no torch.compile, no channels_last, no mixed precision. Only the image needs a
-gradient; the VGG weights are constant tensors.
+A plain baseline on purpose: no torch.compile, no channels_last; float32 unless precision="bfloat16" asks for
+autocast convolutions (the bench's timing rows use float32). Only the image needs a gradient; the VGG weights are
+constant tensors.
 """
 import torch
 import torch.nn.functional as F
