@@ -72,8 +72,8 @@ def build_parser():
         % defaults.OBJECTIVE_STYLE_WEIGHT)
     arg("--tv-weight", type=float, help="total-variation smoothing weight (default: lbfgs/adam %g; nag %g)"
         % (defaults.OBJECTIVE_TV_WEIGHT, defaults.NAG_TV_WEIGHT))
-    arg("--max-num-epochs", type=int, default=defaults.NAG_MAX_EPOCHS, help="upper bound on epochs per scale")
-    arg("--max-long-edge", type=int, default=512, help="resize so the longer side has this many pixels")
+    arg("--max-num-epochs", type=int, default=defaults.NAG_MAX_EPOCHS, help="upper bound on epochs per scale (default %(default)s)")
+    arg("--max-long-edge", type=int, default=512, help="the output's long edge in pixels (default %(default)s)")
     arg("--lr", type=float, help="learning rate: nag %g (×0.9 every 75 epochs), adam %g; lbfgs has none"
         % (defaults.NAG_LR, defaults.ADAM_LR))
     arg("--precision", choices=("auto",) + PRECISIONS, default="auto",
@@ -81,16 +81,16 @@ def build_parser():
              "Ampere on (torch backend), else float32")
     arg("--gpu", default="auto", help="GPU index, -1 for the CPU; default: GPU 0 when one can be used, else CPU")
     arg("--output", default=os.path.join("output", "out.jpg"),
-        help="where to write the result (an existing file is replaced)")
-    arg("--save-epochs", type=int, default=50, help="save an intermediate image every N epochs (0: never)")
+        help="where to write the result (an existing file is replaced; default %(default)s)")
+    arg("--save-epochs", type=int, default=50, help="save an intermediate image every N epochs (0: never; default %(default)s)")
     arg("--remove-noise", type=float, help="denoise strength applied when saving (0: off; default: nag "
         f"{defaults.REMOVE_NOISE['nag']}, lbfgs and adam 0); see README")
-    arg("--denoise-method", choices=("gaussian", "tv"), default="gaussian", help="how --remove-noise denoises")
-    arg("--backend", choices=sorted(BACKENDS), default="mxnet", help="framework that runs the network")
-    arg("--seed", type=int, default=0, help="seed of the initial noise image")
+    arg("--denoise-method", choices=("gaussian", "tv"), default="gaussian", help="how --remove-noise denoises (default %(default)s)")
+    arg("--backend", choices=sorted(BACKENDS), default="mxnet", help="framework that runs the network (default %(default)s)")
+    arg("--seed", type=int, default=0, help="seed of the initial noise image (default %(default)s)")
     arg("--threads", type=int, default=len(os.sched_getaffinity(0)),
         help="CPU threads for the framework (default: every CPU this process may use)")
-    arg("--model-dir", default=os.path.join(PROJECT_DIR, "model"), help="folder holding <model>.params")
+    arg("--model-dir", default=os.path.join(PROJECT_DIR, "model"), help="folder holding <model>.params (default %(default)s)")
     arg("--resume", action="store_true",
         help="continue the interrupted run whose checkpoint <output stem>.ckpt.npz lies beside --output")
     arg("--quiet", action="store_true", help="no progress bar")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import bench.__main__ as bench_main
+import bench.suite as bench_main
 from bench import machine, report, worker
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,4 +1,6 @@
 """run.py end to end on tiny images and seeded weights, and its defaults (bad input: test_hardening.py)."""
+import sys
+
 import numpy as np
 
 from conftest import tiny_run
@@ -76,3 +78,19 @@ def test_init_from_an_image_file(tmp_path, pictures, tiny_model_dir):
                     "--remove-noise", "0") == 0
     # L-BFGS ends at its lowest-loss image; after one evaluation that is the start: the style image, resized.
     assert np.array_equal(imageio.load_image(tmp_path / "a.png"), imageio.load_image(tmp_path / "b.png"))
+
+
+def test_outside_the_venv_a_missing_package_is_one_line(tmp_path):
+    """The system Python without the project's packages: one line naming the venv, exit 1, no traceback."""
+    import os
+    import subprocess
+    project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    blocker = tmp_path / "numpy"  # a package that fails to import, shadowing the real one
+    blocker.mkdir()
+    (blocker / "__init__.py").write_text("raise ModuleNotFoundError('no numpy here', name='numpy')\n")
+    for command in (["run.py", "--help"], ["-m", "bench", "--help"]):
+        process = subprocess.run([sys.executable, *command], cwd=project, capture_output=True, text=True,
+                                 env=dict(os.environ, PYTHONPATH=str(tmp_path)), timeout=60)
+        assert process.returncode == 1 and "Traceback" not in process.stderr, process.stderr
+        assert process.stderr.startswith("error: the Python package 'numpy' is missing") and \
+            len(process.stderr.splitlines()) == 1 and ".venv/bin/python" in process.stderr

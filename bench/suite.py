@@ -1,0 +1,271 @@
+"""python -m bench --backends mxnet,torch --devices cpu,gpu0 --sizes 128,256,512 --epochs 10 --out DIR
+
+Runs every (backend, device, size) in its own worker process (bench/worker.py), one after another, and writes
+DIR/results.csv after each, DIR/machine.json first and DIR/report.md with the plots at the end. A
+configuration that cannot run becomes a row with its status and a note; the suite goes on. With --rounds N the
+whole list runs N times, interleaved, and each configuration's row combines its rounds.
+"""
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+from tqdm import tqdm
+
+from bench import machine, report, worker
+from nstyle.backends import BACKENDS, cpu_thread_environment
+from nstyle.cli import PROJECT_DIR, build_parser
+from nstyle.files import atomic_write
+from nstyle.settings import NAG_STOP_EPS
+from nstyle.vgg import CONVS_PER_BLOCK
+
+# The example's sample pair: the project's input/ (download.sh puts it there), else ../shared/input.
+SAMPLE_DIRS = (os.path.join(PROJECT_DIR, "input"), os.path.join(os.path.dirname(PROJECT_DIR), "shared", "input"))
+
+# Once a backend cannot use a device at one size it cannot at any other: reuse that row, run no worker.
+SAME_AT_EVERY_SIZE = ("no-device", "unsupported")
+
+# What a row of a configuration that was not run keeps from the row it copies (the rest was measured there).
+UNAVAILABLE_KEEPS = ("backend", "device", "device_name", "model", "threads", "thread_setting", "library", "status",
+                     "note")
+
+# Whole numbers that a failed row may leave empty (pandas would write the column as floats otherwise).
+INTEGER_COLUMNS = ("long_edge", "height", "width", "pixels", "epochs", "warmup_epochs", "rounds", "threads",
+                   "nvml_samples")
+
+# How a configuration's rounds combine (--rounds): the typical of times, the highest of peaks.
+MEDIAN_OF_ROUNDS = ("median_epoch_s", "mean_epoch_s", "setup_s", "total_s", "first_epoch_s", "import_s", "load_avg",
+                    "wall_s")
+HIGHEST_OF_ROUNDS = ("max_epoch_s", "peak_mem_mb", "rss_peak_mb", "framework_peak_mb", "framework_reserved_mb",
+                     "baseline_rss_mb")
+LOWEST_OF_ROUNDS = ("min_epoch_s",)
+
+# Columns first in results.csv, in this order; any further ones the workers report follow.
+COLUMNS = ("machine", "backend", "device", "device_name", "long_edge", "height", "width", "pixels", "epochs",
+           "warmup_epochs", "rounds", "setup_s", "median_epoch_s", "total_s", "peak_mem_mb", "mem_kind", "status",
+           "note", "model", "weights", "threads", "thread_setting", "library", "framework_peak_mb",
+           "framework_reserved_mb", "rss_peak_mb", "baseline_rss_mb", "first_epoch_s", "mean_epoch_s",
+           "min_epoch_s", "max_epoch_s", "import_s", "stop_eps", "stop_reason", "last_change", "nvml_samples",
+           "load_avg", "wall_s")
+
+
+def sample_image(name):
+    for folder in SAMPLE_DIRS:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            return path
+    return os.path.join(SAMPLE_DIRS[0], name)  # missing: the worker reports it as a failed row
+
+
+def comma_list(text, convert=str):
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("give at least one value")
+    try:
+        return [convert(item) for item in items]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad list {text!r}") from None
+
+
+def build_arg_parser():
+    run_defaults = build_parser()
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    arg = parser.add_argument
+    arg("--backends", type=comma_list, default=["mxnet", "torch"], help="comma list (default mxnet,torch)")
+    arg("--devices", type=comma_list, default=["cpu"], help="comma list of cpu, gpu0, gpu1, ... (default cpu)")
+    arg("--sizes", type=lambda text: comma_list(text, int), default=[128, 256, 512],
+        help="comma list of long edges in pixels (default 128,256,512)")
+    arg("--epochs", type=int, default=10, help="timed epochs per configuration (default 10)")
+    arg("--warmup", type=int, default=2, help="epochs before the timed ones, left out of the median (default 2)")
+    arg("--rounds", type=int, default=1,
+        help="run the whole list this many times, interleaved, each run in a fresh process; a row's median epoch "
+             "is the median of its rounds' medians, its peak memory the highest of their peaks (default 1; more "
+             "where other work shares the machine and epoch times drift)")
+    arg("--stop-eps", type=float, help="time whole runs to convergence instead: stop when the relative change "
+        "drops below this (run.py's default for --optimizer nag is %g), at most --max-epochs" % NAG_STOP_EPS)
+    arg("--max-epochs", type=int, default=run_defaults.get_default("max_num_epochs"),
+        help="upper bound on epochs in --stop-eps mode (default: run.py's --max-num-epochs, %(default)s)")
+    arg("--out", required=True, help="folder for results.csv, machine.json, report.md, plots and worker logs "
+        "(committed runs: bench/results/<machine>/)")
+    arg("--content", default=sample_image("IMG_4343.jpg"), help="content image (default: the example's sample)")
+    arg("--style", default=sample_image("starry_night.jpg"), help="style image (default: the example's sample)")
+    arg("--model", choices=sorted(CONVS_PER_BLOCK), default="vgg19", help="network (default vgg19, the article's)")
+    arg("--model-dir", default=os.path.join(PROJECT_DIR, "model"),
+        help="folder with <model>.params; without that file the bench uses seeded random weights")
+    arg("--random-weights", action="store_true", help="seeded random weights even when the weights file exists")
+    arg("--threads", type=int, default=machine.usable_cpus(),
+        help="CPU threads for every backend (default: the CPUs this process may use, %(default)s)")
+    arg("--timeout", type=float, default=3600, help="seconds before a configuration is stopped (default 3600)")
+    arg("--machine", help="label of this machine in merged reports (default: GPU or CPU model)")
+    arg("--runtime-epochs", type=int, default=run_defaults.get_default("max_num_epochs"),
+        help="epochs for the projected runtime in report.md (default %(default)s, run.py's --max-num-epochs)")
+    arg("--inject-failure", help=argparse.SUPPRESS)  # test hook: SIZE or SIZE:oom fails that size after setup
+    return parser
+
+
+def check_args(parser, args):
+    for device in args.devices:
+        if device != "cpu" and not (device.startswith("gpu") and device[3:].isdigit()):
+            parser.error(f"--devices: {device!r} is not cpu or gpuN")
+    unknown = set(args.backends) - set(BACKENDS)
+    if unknown:
+        parser.error(f"--backends: unknown {', '.join(sorted(unknown))}; choose from {', '.join(sorted(BACKENDS))}")
+    for flag, path in (("--content", args.content), ("--style", args.style)):
+        if not os.path.isfile(path):
+            parser.error(f"{flag} {path}: no such file; run ./download.sh for the sample pair, or give an image")
+    if (min(args.sizes) < 1 or args.epochs < 1 or args.warmup < 0 or args.threads < 1 or args.max_epochs < 1
+            or args.rounds < 1):
+        parser.error("sizes, --epochs, --rounds, --threads and --max-epochs must be ≥ 1, --warmup ≥ 0")
+
+
+def configurations(args):
+    """Device, then size (small first), then backend: the backends' runs at one size follow each other."""
+    return [(backend, device, size) for device in args.devices for size in sorted(set(args.sizes))
+            for backend in args.backends]
+
+
+def worker_command(args, backend, device, size):
+    command = [sys.executable, "-m", "bench.worker", "--backend", backend, "--device", device, "--size", str(size),
+               "--epochs", str(args.epochs), "--warmup", str(args.warmup), "--model", args.model,
+               "--model-dir", args.model_dir, "--content", args.content, "--style", args.style,
+               "--threads", str(args.threads)]
+    if args.stop_eps is not None:
+        command += ["--stop-eps", str(args.stop_eps), "--max-epochs", str(args.max_epochs)]
+    if args.random_weights:
+        command.append("--random-weights")
+    if args.inject_failure:
+        failing_size, _, kind = args.inject_failure.partition(":")
+        if int(failing_size) == size:
+            command += ["--inject-failure", kind or "error"]
+    return command
+
+
+def last_line(text):
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "(no output)"
+
+
+def run_worker(args, backend, device, size, log_path):
+    """Run one configuration; its row, whatever happens to the worker."""
+    row = {"backend": backend, "device": device, "long_edge": size, "model": args.model, "threads": args.threads}
+    env = dict(os.environ, **cpu_thread_environment(args.threads))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_DIR, env.get("PYTHONPATH")]))
+    started = time.perf_counter()
+    with open(log_path, "w") as log:
+        # Own session: on a timeout the whole group (the worker and anything it started) is stopped.
+        process = subprocess.Popen(worker_command(args, backend, device, size), stdout=subprocess.PIPE,
+                                   stderr=log, text=True, env=env, cwd=PROJECT_DIR, start_new_session=True)
+        try:
+            stdout, _ = process.communicate(timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            return dict(row, status="timeout", note=f"stopped after {args.timeout:g} s (--timeout)",
+                        wall_s=time.perf_counter() - started)
+        except BaseException:  # Ctrl-C: the worker, in a session of its own, would otherwise run on
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
+    wall = time.perf_counter() - started
+    for line in stdout.splitlines():
+        if line.startswith(worker.RESULT_PREFIX):
+            return dict(json.loads(line[len(worker.RESULT_PREFIX):]), wall_s=wall)
+    with open(log_path) as log:
+        stderr_tail = last_line(log.read())
+    if process.returncode == -signal.SIGKILL:
+        return dict(row, status="oom", wall_s=wall,
+                    note=f"worker killed by SIGKILL, most likely the kernel's OOM killer; last output: {stderr_tail}")
+    why = (f"signal {signal.Signals(-process.returncode).name}" if process.returncode < 0
+           else f"exit code {process.returncode}")
+    return dict(row, status="error", note=f"worker died ({why}) without a result; last output: {stderr_tail}",
+                wall_s=wall)
+
+
+def write_results(rows, out_dir, label):
+    import pandas as pd
+    frame = pd.DataFrame([dict(row, machine=label) for row in rows])
+    columns = list(COLUMNS) + sorted(set(frame.columns) - set(COLUMNS))
+    frame = frame.reindex(columns=columns)
+    for column in INTEGER_COLUMNS:
+        frame[column] = frame[column].astype("Int64")
+    atomic_write(os.path.join(out_dir, "results.csv"), frame.to_csv(index=False).encode())
+
+
+def combine_rounds(runs):
+    """One row from the rounds of a configuration: the median of their median epochs, the highest peak.
+
+    A configuration that failed in a round is not run again, so only its last run can have failed.
+    """
+    last = runs[-1]
+    if len(runs) == 1 or last["status"] != "ok":
+        return dict(last, rounds=len(runs),
+                    note=(f"{last['note']} (round {len(runs)})" if len(runs) > 1 else last.get("note", "")))
+    row = dict(last, rounds=len(runs))
+    for columns, combine in ((MEDIAN_OF_ROUNDS, statistics.median), (HIGHEST_OF_ROUNDS, max), (LOWEST_OF_ROUNDS, min)):
+        for column in columns:
+            values = [run[column] for run in runs if run.get(column) is not None]
+            row[column] = combine(values) if values else None
+    medians = ", ".join(f"{run['median_epoch_s']:.3g}" for run in runs)
+    peaks = ", ".join(f"{run['peak_mem_mb']:.0f}" for run in runs)
+    row["note"] = f"{len(runs)} rounds: median epochs {medians} s; peaks {peaks} MB"
+    return row
+
+
+def run_all(args, label):
+    """Every configuration, one worker each (per round), results.csv rewritten after each."""
+    configs = configurations(args)
+    runs = {config: [] for config in configs}  # each configuration's rows, one per round that ran it
+    unavailable = {}
+    schedule = [(round_number, config) for round_number in range(1, args.rounds + 1) for config in configs]
+    bar = tqdm(schedule, unit="run", dynamic_ncols=True, desc="bench")
+    for round_number, config in bar:
+        backend, device, size = config
+        if runs[config] and runs[config][-1]["status"] != "ok":
+            continue  # failed in an earlier round: its row stands
+        round_tag = f" round {round_number}/{args.rounds}" if args.rounds > 1 else ""
+        bar.set_description(f"{backend} {device} {size}px{round_tag}")
+        known = unavailable.get((backend, device))
+        if known:
+            row = {key: known[key] for key in UNAVAILABLE_KEEPS if key in known}
+            row.update(long_edge=size, note=f"{known['note']} (as at {known['long_edge']} px; not run)")
+        else:
+            log_name = f"{backend}-{device}-{size}" + (f"-round{round_number}" if args.rounds > 1 else "")
+            row = run_worker(args, backend, device, size, os.path.join(args.out, "logs", log_name + ".log"))
+            if row["status"] in SAME_AT_EVERY_SIZE:
+                unavailable[(backend, device)] = row
+        runs[config].append(row)
+        # After every run: a crash keeps what was measured.
+        write_results([combine_rounds(runs[c]) for c in configs if runs[c]], args.out, label)
+        if row["status"] != "ok":
+            tqdm.write(f"{backend} {device} {size}px{round_tag}: {row['status']}: {row['note']}", file=sys.stderr)
+    bar.close()
+
+
+def main(argv=None):
+    parser = build_arg_parser()
+    args = parser.parse_args(argv)
+    check_args(parser, args)
+    args.content, args.style, args.model_dir = map(os.path.abspath, (args.content, args.style, args.model_dir))
+    os.makedirs(os.path.join(args.out, "logs"), exist_ok=True)
+    info = machine.machine_info(args.threads)
+    label = args.machine or info["label"]
+    info.update(label=label, command=" ".join(["python -m bench"] + (sys.argv[1:] if argv is None else argv)))
+    atomic_write(os.path.join(args.out, "machine.json"), (json.dumps(info, indent=2) + "\n").encode())
+
+    try:
+        run_all(args, label)
+    except KeyboardInterrupt:
+        print(f"interrupted; the configurations that finished are in {os.path.join(args.out, 'results.csv')}",
+              file=sys.stderr)
+        return 130
+    report.write_report([args.out], args.out, runtime_epochs=args.runtime_epochs)
+    print(f"results: {os.path.join(args.out, 'results.csv')}; report: {os.path.join(args.out, 'report.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
