@@ -289,6 +289,43 @@ def settings_section(frame, machines):
     return lines
 
 
+# A timing is suspect when other work shared the cores: a load above the worker's own threads, or epochs of the
+# same configuration that differ by more than this factor (identical work; an idle machine stays within ±15 %).
+SHARED_EPOCH_SPREAD = 1.5
+
+
+def shared_machine_note(row):
+    """Why this row's timings look taken on a shared machine, with the way to rerun; "" when they do not."""
+    reasons = []
+    load, threads = row.get("load_avg"), row.get("threads")
+    if load is not None and threads and load == load and load > threads + 0.5:
+        reasons.append(f"load average {load:.1f} with {int(threads)} thread(s)")
+    low, high = row.get("min_epoch_s"), row.get("max_epoch_s")
+    if row.get("status") == "ok" and low and high and high > SHARED_EPOCH_SPREAD * low:
+        reasons.append(f"epochs took {low:.3g}–{high:.3g} s")
+    if not reasons:
+        return ""
+    return ("the machine looked shared (" + ", ".join(reasons) + "); rerun on an idle machine, or with --rounds 5 "
+            "to take the median of interleaved runs")
+
+
+def weights_lines(frame):
+    """The report's first word on the weights: seeded random weights are said at the top, not only at the foot."""
+    if "weights" not in frame or frame["weights"].isna().all():
+        return []
+    random = frame[frame["weights"] == "random"]
+    if random.empty:
+        return [f"Weights: {', '.join(sorted(frame['model'].dropna().unique()))} from the weights file.", ""]
+    return [f"**Weights: seeded random {', '.join(sorted(random['model'].dropna().unique()))}** (no weights file "
+            "was found): timings and memory do not depend on the weights, pictures would.", ""]
+
+
+def shared_lines(frame):
+    notes = [f"- {row['backend']} {row['device']} {row['long_edge']} px: {note}"
+             for row in frame.to_dict("records") for note in [shared_machine_note(row)] if note]
+    return (["**Warning: some timings look taken on a shared machine.**"] + notes + [""]) if notes else []
+
+
 def write_report(dirs, out_dir, runtime_epochs):
     """report.md and the plots in out_dir (and, merging several dirs, their merged results.csv)."""
     frame, machines = load(dirs)
@@ -303,6 +340,7 @@ def write_report(dirs, out_dir, runtime_epochs):
              f"{len(ok)} of {len(frame)} configurations ran; machines: "
              f"{', '.join(sorted(frame['machine'].unique()))}. Produced by `python -m bench.report "
              f"{' '.join(dirs)}`.", ""]
+    lines += weights_lines(frame) + shared_lines(frame)
     lines += article_section(ok, runtime_epochs) + [""]
     lines += per_size_section(frame) + [""]
     if not ok.empty:

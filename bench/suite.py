@@ -21,7 +21,7 @@ from nstyle.backends import BACKENDS, cpu_thread_environment
 from nstyle.cli import PROJECT_DIR, build_parser
 from nstyle.files import atomic_write
 from nstyle.settings import NAG_STOP_EPS
-from nstyle.vgg import CONVS_PER_BLOCK
+from nstyle.vgg import CONVS_PER_BLOCK, params_path
 
 # The example's sample pair: the project's input/ (download.sh puts it there), else ../shared/input.
 SAMPLE_DIRS = (os.path.join(PROJECT_DIR, "input"), os.path.join(os.path.dirname(PROJECT_DIR), "shared", "input"))
@@ -93,7 +93,10 @@ def build_arg_parser():
         "(committed runs: bench/results/<machine>/)")
     arg("--content", default=sample_image("IMG_4343.jpg"), help="content image (default: the example's sample)")
     arg("--style", default=sample_image("starry_night.jpg"), help="style image (default: the example's sample)")
-    arg("--model", choices=sorted(CONVS_PER_BLOCK), default="vgg19", help="network (default vgg19, the article's)")
+    arg("--model", choices=sorted(CONVS_PER_BLOCK),
+        help="network (default: the one run.py would use — vgg19 when model/vgg19.params exists, else vgg16 when "
+             "model/vgg16.params does — else vgg19, the article's, with seeded random weights)")
+    arg("--force", action="store_true", help="write into an --out folder that already holds files")
     arg("--model-dir", default=os.path.join(PROJECT_DIR, "model"),
         help="folder with <model>.params; without that file the bench uses seeded random weights")
     arg("--random-weights", action="store_true", help="seeded random weights even when the weights file exists")
@@ -107,6 +110,24 @@ def build_arg_parser():
     return parser
 
 
+def bench_model(model_dir):
+    """The model run.py would use with this folder; vgg19 (the article's network) when it holds no weights."""
+    for model_name in ("vgg19", "vgg16"):
+        if os.path.isfile(params_path(model_dir, model_name)):
+            return model_name
+    return "vgg19"
+
+
+def weights_line(args):
+    """What the console and the report say about the weights the timings ran with."""
+    path = params_path(args.model_dir, args.model)
+    if os.path.isfile(path) and not args.random_weights:
+        return f"weights: {args.model} from {path}"
+    why = "--random-weights" if args.random_weights else f"{path} not found (./download.sh fetches or builds it)"
+    return (f"weights: seeded random {args.model} ({why}); the timings and memory do not depend on the weights, "
+            "the pictures would")
+
+
 def check_args(parser, args):
     for device in args.devices:
         if device != "cpu" and not (device.startswith("gpu") and device[3:].isdigit()):
@@ -117,6 +138,9 @@ def check_args(parser, args):
     for flag, path in (("--content", args.content), ("--style", args.style)):
         if not os.path.isfile(path):
             parser.error(f"{flag} {path}: no such file; run ./download.sh for the sample pair, or give an image")
+    if os.path.isdir(args.out) and os.listdir(args.out) and not args.force:
+        parser.error(f"--out {args.out} already holds files (a committed result?); choose an empty folder, "
+                     "or add --force to write into it")
     if (min(args.sizes) < 1 or args.epochs < 1 or args.warmup < 0 or args.threads < 1 or args.max_epochs < 1
             or args.rounds < 1):
         parser.error("sizes, --epochs, --rounds, --threads and --max-epochs must be ≥ 1, --warmup ≥ 0")
@@ -242,6 +266,9 @@ def run_all(args, label):
         write_results([combine_rounds(runs[c]) for c in configs if runs[c]], args.out, label)
         if row["status"] != "ok":
             tqdm.write(f"{backend} {device} {size}px{round_tag}: {row['status']}: {row['note']}", file=sys.stderr)
+        shared = report.shared_machine_note(row)
+        if shared:
+            tqdm.write(f"warning: {backend} {device} {size}px{round_tag}: {shared}", file=sys.stderr)
     bar.close()
 
 
@@ -250,6 +277,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     check_args(parser, args)
     args.content, args.style, args.model_dir = map(os.path.abspath, (args.content, args.style, args.model_dir))
+    args.model = args.model or bench_model(args.model_dir)
+    print(weights_line(args), file=sys.stderr)
     os.makedirs(os.path.join(args.out, "logs"), exist_ok=True)
     info = machine.machine_info(args.threads)
     label = args.machine or info["label"]

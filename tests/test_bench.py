@@ -41,7 +41,11 @@ def run_bench(tmp_path, images, *flags):
 
 
 def test_bench_end_to_end_both_backends(tmp_path, images):
-    _, rows, out = run_bench(tmp_path, images, "--backends", "mxnet,torch", "--devices", "cpu", "--sizes", "48,32")
+    process, rows, out = run_bench(tmp_path, images, "--backends", "mxnet,torch", "--devices", "cpu", "--sizes",
+                                   "48,32")
+    # Random weights are said on the console and at the top of the report, not only at its foot.
+    assert process.stderr.startswith("weights: seeded random vgg19 (")
+    assert "**Weights: seeded random vgg19**" in (out / "report.md").read_text().split("## (a)")[0]
     assert list(zip(rows["long_edge"], rows["backend"])) == [(32, "mxnet"), (32, "torch"), (48, "mxnet"),
                                                              (48, "torch")]
     assert (rows["status"] == "ok").all(), rows[["backend", "long_edge", "status", "note"]]
@@ -336,3 +340,34 @@ def test_gpu_check(monkeypatch, backend, capability, cuda_built, status, note):
     with pytest.raises(worker.Unavailable) as caught:
         worker.check_gpu(backend, 1, facts)
     assert caught.value.status == "no-device" and caught.value.note.startswith("no GPU 1: NVML sees 1 GPU(s)")
+
+
+def test_a_non_empty_out_folder_is_refused_without_force(tmp_path, images, capsys):
+    out = tmp_path / "committed"
+    out.mkdir()
+    (out / "results.csv").write_text("measured\n")
+    parser = bench_main.build_arg_parser()
+    with pytest.raises(SystemExit) as stopped:
+        bench_main.check_args(parser, parser.parse_args(["--out", str(out), "--content", images[0],
+                                                         "--style", images[1]]))
+    assert stopped.value.code == 2 and "already holds files" in capsys.readouterr().err
+    bench_main.check_args(parser, parser.parse_args(["--out", str(out), "--force", "--content", images[0],
+                                                     "--style", images[1]]))
+
+
+def test_the_bench_uses_the_model_run_py_would_use(tmp_path):
+    assert bench_main.bench_model(str(tmp_path)) == "vgg19"  # nothing there: the article's, random weights
+    (tmp_path / "vgg16.params").write_bytes(b"")
+    assert bench_main.bench_model(str(tmp_path)) == "vgg16"
+    (tmp_path / "vgg19.params").write_bytes(b"")
+    assert bench_main.bench_model(str(tmp_path)) == "vgg19"
+
+
+def test_shared_machine_is_named_with_the_way_to_rerun():
+    idle = {"status": "ok", "load_avg": 2.1, "threads": 2, "min_epoch_s": 1.0, "max_epoch_s": 1.2}
+    assert report.shared_machine_note(idle) == ""
+    busy = dict(idle, load_avg=3.0)
+    assert "load average 3.0 with 2 thread(s)" in report.shared_machine_note(busy)
+    spread = dict(idle, max_epoch_s=1.6)
+    assert "epochs took 1–1.6 s" in report.shared_machine_note(spread) and "--rounds" in \
+        report.shared_machine_note(spread)
