@@ -19,7 +19,7 @@ class RuntimeFailure(NStyleError):
     exit_code = 1
 
 
-SETUP_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
+SETUP_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -r requirements.lock"
 
 
 def missing_dependency_line(error, command):

@@ -94,3 +94,17 @@ def test_outside_the_venv_a_missing_package_is_one_line(tmp_path):
         assert process.returncode == 1 and "Traceback" not in process.stderr, process.stderr
         assert process.stderr.startswith("error: the Python package 'numpy' is missing") and \
             len(process.stderr.splitlines()) == 1 and ".venv/bin/python" in process.stderr
+
+
+def test_the_lock_file_holds_every_top_level_pin():
+    """requirements.lock is compiled from requirements.txt: a pin changed there without recompiling fails here."""
+    import os
+    import re
+    project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def pins(name):
+        with open(os.path.join(project, name)) as file:
+            return dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", file.read(), re.MULTILINE))
+    locked = {key.lower().replace("_", "-"): value for key, value in pins("requirements.lock").items()}
+    for key, version in {**pins("requirements-base.txt"), **pins("requirements.txt")}.items():
+        assert locked.get(key.lower().replace("_", "-"), "").split("+")[0] == version, key
