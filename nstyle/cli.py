@@ -314,15 +314,16 @@ class ProgressBar:
     ETA holds across scales; it shows the scale, the epoch there and the relative change. Made at the first
     epoch, when the total is known."""
 
-    def __init__(self, enabled):
-        self.enabled, self.bar = enabled, None
+    def __init__(self, enabled, stop_rule):
+        # With a stop rule (NAG's --stop-eps) a run may end before its epochs are spent: the ETA is an upper bound.
+        self.enabled, self.bar, self.bound = enabled, None, "≤ " if stop_rule else ""
 
     def __call__(self, progress):
         if self.bar is None:
             from tqdm import tqdm
             self.bar = tqdm(total=round(progress.total_work, 2), disable=not self.enabled, dynamic_ncols=True,
                             desc="stylizing", bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} full-size epochs "
-                                                         "[{elapsed}<{remaining}{postfix}]")
+                                                         "[{elapsed}<" + self.bound + "{remaining}{postfix}]")
         change = "–" if progress.change is None else f"{progress.change:.4f}"
         self.bar.set_postfix_str(f"{progress.long_edge} px epoch {progress.epoch}/{progress.scale_epochs}, "
                                  f"change {change}", refresh=False)
@@ -354,7 +355,7 @@ def stylize(args):
              ",".join(f"{scale.long_edge}:{scale.epochs}" for scale in settings.scales), job.output_shape[3],
              job.output_shape[2], style.content_weight, style.style_weight, style.tv_weight)
 
-    bar = ProgressBar(not args.quiet)
+    bar = ProgressBar(not args.quiet, settings.stop_eps > 0)
     with framework_errors_reported(functools.partial(memory_advice, "out of memory", args, job, available_mb),
                                    args.backend):
         try:
