@@ -94,8 +94,8 @@ def work(args):
 
     name = args.worker
     content, style = imageio.load_image(args.content), imageio.load_image(args.style)
-    scorer = quality.Scorer(content, style, load_weights("vgg16", params_path(args.model_dir, "vgg16")))
     weights = load_weights("vgg16", params_path(args.model_dir, "vgg16"))
+    scorer = quality.Scorer(content, style, weights)  # holds its own tensors: the run may empty weights.arrays
     spent = {"scoring": 0.0, "met": False}
 
     def record(epoch, seconds, long_edge, final_scale, image, last=False):

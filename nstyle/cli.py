@@ -127,8 +127,9 @@ def check_paths(args):
             raise UsageError(f"--output {args.output} is the {flag}: it would be overwritten; choose another --output")
 
 
-def check_image_size(content_rgb, long_edge):
-    height, width = content_rgb.shape[:2]
+def check_image_size(size, long_edge):
+    """UsageError when the content image, (height, width) at long_edge, is too small for VGG."""
+    height, width = size
     if min(height, width) < MIN_IMAGE_SIDE:
         raise UsageError(f"the content image becomes {width}x{height} px at --max-long-edge {long_edge}; VGG needs "
                          f"{MIN_IMAGE_SIDE} px on the short side: use --max-long-edge "
@@ -292,13 +293,13 @@ def prepare(args):
     args.optimizer = resolved_optimizer(args.optimizer, device)
     settings = run_settings_from(args, model_name, device, precision)
     for scale in settings.scales:  # the coarsest scale decides whether VGG can read the image
-        check_image_size(imageio.resize_long_edge(content_rgb, scale.long_edge), scale.long_edge)
+        check_image_size(imageio.long_edge_size(*content_rgb.shape[:2], scale.long_edge), scale.long_edge)
     decisive = decisive_settings(args, model_name, settings)
-    output_shape = imageio.preprocess(imageio.resize_long_edge(content_rgb, args.max_long_edge)).shape
+    output_shape = (1, 3) + imageio.long_edge_size(*content_rgb.shape[:2], args.max_long_edge)
     if saved is not None:
         scale = settings.scales[min(saved.scale, len(settings.scales) - 1)]
-        checkpoint.check_resumable(saved, decisive, scale.epochs, imageio.preprocess(
-            imageio.resize_long_edge(content_rgb, scale.long_edge)).shape)
+        checkpoint.check_resumable(saved, decisive, scale.epochs,
+                                   (1, 3) + imageio.long_edge_size(*content_rgb.shape[:2], scale.long_edge))
     weights = load_weights(model_name, params_path(args.model_dir, model_name))
     job = Job(model_name, settings, decisive, content_rgb, style_rgb, init_rgb, output_shape, checkpoint_file, saved)
     return job, weights, [note for note in (model_note, device_note, precision_note) if note]
