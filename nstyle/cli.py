@@ -72,7 +72,8 @@ def build_parser():
         % defaults.OBJECTIVE_STYLE_WEIGHT)
     arg("--tv-weight", type=float, help="total-variation smoothing weight (default: lbfgs/adam %g; nag %g)"
         % (defaults.OBJECTIVE_TV_WEIGHT, defaults.NAG_TV_WEIGHT))
-    arg("--max-num-epochs", type=int, default=defaults.NAG_MAX_EPOCHS, help="upper bound on epochs per scale (default %(default)s)")
+    arg("--max-num-epochs", type=int, default=defaults.MAX_EPOCHS_PER_SCALE,
+        help="upper bound on epochs per scale (default %(default)s)")
     arg("--max-long-edge", type=int, default=512, help="the output's long edge in pixels (default %(default)s)")
     arg("--lr", type=float, help="learning rate: nag %g (×0.9 every 75 epochs), adam %g; lbfgs has none"
         % (defaults.NAG_LR, defaults.ADAM_LR))

@@ -12,7 +12,8 @@ from nstyle.algorithm import StyleSettings
 # content : style of the example's loss heads, per model. The example's 10 : 1 was tuned for its VGG19 file;
 # VGG16 weighs style more heavily at the same ratio (README, "Defaults").
 NAG_LOSS_WEIGHTS = {"vgg19": (10.0, 1.0), "vgg16": (400.0, 1.0)}
-NAG_TV_WEIGHT, NAG_LR, NAG_STOP_EPS, NAG_MAX_EPOCHS = 0.01, 0.001, 0.005, 1000
+NAG_TV_WEIGHT, NAG_LR, NAG_STOP_EPS = 0.01, 0.001, 0.005
+MAX_EPOCHS_PER_SCALE = 1000  # the article's --max-num-epochs; a cap on every optimizer's scales
 # Denoise strength when saving (imageio.denoise). NAG from noise leaves pixel-level noise: 0.2, as the article.
 # L-BFGS and Adam from the content image do not (at 256 px their result's Laplacian std is 28.6, the photo's own
 # 29.9), and the blur only softens the strokes (style ratio 0.163 -> 0.279): 0.
@@ -72,10 +73,6 @@ def default_stop_eps(optimizer):
     return NAG_STOP_EPS if optimizer == "nag" else 0.0
 
 
-def default_max_epochs(optimizer):
-    return NAG_MAX_EPOCHS
-
-
 def scale_edges(long_edge, optimizer):
     """NAG: the output's size alone. L-BFGS, Adam: halving from long_edge while the next is ≥ COARSEST_EDGE."""
     edges = [long_edge]
@@ -111,7 +108,7 @@ def run_settings(model, optimizer="lbfgs", long_edge=512, scales: Optional[list]
                  scale_epochs: Optional[list] = None, max_epochs=None, content_weight=None, style_weight=None,
                  tv_weight=None, lr=None, init=None, stop_eps=None, **rest):
     """RunSettings with every unset value at its default (a notebook's way in; run.py parses into this)."""
-    max_epochs = default_max_epochs(optimizer) if max_epochs is None else max_epochs
+    max_epochs = MAX_EPOCHS_PER_SCALE if max_epochs is None else max_epochs
     edges = list(scales) if scales else scale_edges(long_edge, optimizer)
     budgets = list(scale_epochs) if scale_epochs else default_scale_epochs(edges, optimizer, max_epochs)
     content, style, tv = loss_weights(model, optimizer, content_weight, style_weight, tv_weight)
