@@ -6,9 +6,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nstyle.vgg import CONTENT_LAYER, STYLE_LAYERS
+
 # Laplacian / 8: the gradient of a quadratic smoothness (total variation) penalty, applied per channel.
 TV_KERNEL = (np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], np.float32) / 8.0).reshape(1, 1, 3, 3)
 INIT_NOISE = 0.1  # the image starts as uniform noise in [-0.1, 0.1] (mean-subtracted space)
+
+
+# (layer, weight) pairs: the example's style and content layers, each weighted 1.
+DEFAULT_STYLE_LAYERS = tuple((name, 1.0) for name in STYLE_LAYERS)
+DEFAULT_CONTENT_LAYERS = ((CONTENT_LAYER, 1.0),)
 
 
 @dataclass(frozen=True)
@@ -17,10 +24,41 @@ class StyleSettings:
     style_weight: float
     tv_weight: float
     lr: float
+    style_layers: tuple = DEFAULT_STYLE_LAYERS  # (relu name, weight), the weights relative to each other
+    content_layers: tuple = DEFAULT_CONTENT_LAYERS
+    style_blend: tuple = (1.0,)  # one weight per style image, summing to 1 (blend_weights)
     momentum: float = 0.95  # Nesterov momentum (see nag_update), as the later example
     wd: float = 1e-4
     lr_sched_delay: int = 75  # lr *= lr_sched_factor every lr_sched_delay updates
     lr_sched_factor: float = 0.9
+
+
+def blend_weights(weights, count):
+    """Blend weights for count style images: the given ones (≥ 0, not all 0) divided by their sum; equal if None."""
+    weights = [1.0] * count if weights is None else [float(weight) for weight in weights]
+    if len(weights) != count or min(weights) < 0 or sum(weights) <= 0:
+        raise ValueError(f"need {count} blend weights ≥ 0 with a positive sum, got {weights}")
+    total = sum(weights)
+    return tuple(weight / total for weight in weights)
+
+
+def blend_style_targets(grams, style_positions, image_positions, blend):
+    """The style target of each layer: Σₛ wₛ · Gₛ · (image positions / style s's positions).
+
+    grams[s][l] is F·Fᵀ of style image s at style layer l (numpy), style_positions[s][l] its feature map's H·W,
+    image_positions[l] the H·W of the image being optimised there. A Gram matrix is a sum over positions, so each
+    style's is rescaled to the optimised image's count: a style image of another size or aspect then sets the same
+    per-position statistics (G / (H·W)) as one stretched to the image's shape. With one style of the image's shape
+    and weight 1 the target is that style's Gram matrix bit for bit (both factors are 1).
+    """
+    targets = []
+    for layer, positions in enumerate(image_positions):
+        target = None
+        for weight, style_grams, counts in zip(blend, grams, style_positions):
+            term = style_grams[layer] * np.float32(weight * (positions / counts[layer]))
+            target = term if target is None else target + term
+        targets.append(np.ascontiguousarray(target, dtype=np.float32))
+    return targets
 
 
 def style_head_scale(style_weight, feature_shape):
@@ -58,18 +96,31 @@ def nag_update(image, gradient, velocity, lr, settings):
 
 
 # --- The scalar objective of the L-BFGS and Adam optimizers (the NAG loop above keeps the example's heads) ---
-# objective(x) = style_weight · mean over style layers of ‖G(x) − A‖² / ‖A‖²
-#              + content_weight · ‖F(x) − P‖² / ‖P‖²
+# objective(x) = style_weight · Σ over style layers of wₗ ‖G(x) − A‖² / ‖A‖² / Σ wₗ   (wₗ = 1: the mean)
+#              + content_weight · Σ over content layers of wₗ ‖F(x) − P‖² / ‖P‖² / Σ wₗ
 #              + tv_weight · tv_energy(x) / ‖content‖²
 # Each term is relative to its target's own size, so one set of weights means the same at any image size and for
 # any style image (a Gram matrix grows with H·W and with the style's contrast; the normalisation cancels both).
 
 
-def objective_head_scales(style_target_sq_norms, content_target_sq_norm, style_weight, content_weight):
-    """Factors on the raw heads Σ(G − A)² (one per style layer) and Σ(F − P)² that give the objective's terms."""
-    layers = len(style_target_sq_norms)
-    return ([float(style_weight) / (layers * max(float(norm), 1e-30)) for norm in style_target_sq_norms]
-            + [float(content_weight) / max(float(content_target_sq_norm), 1e-30)])
+def example_head_scales(settings, style_feature_shapes):
+    """The NAG loop's factors on the raw heads Σ(G − A)² per style layer and Σ(F − P)² per content layer: the
+    example's, each times its layer's weight (1 by default)."""
+    return ([layer_weight * style_head_scale(settings.style_weight, shape)
+             for (_, layer_weight), shape in zip(settings.style_layers, style_feature_shapes)]
+            + [layer_weight * float(settings.content_weight) for _, layer_weight in settings.content_layers])
+
+
+def objective_head_scales(style_target_sq_norms, content_target_sq_norms, settings):
+    """Factors on the raw heads Σ(G − A)² (one per style layer) and Σ(F − P)² (one per content layer) that give the
+    objective's terms: each layer's term weighted by its layer weight over the sum of its kind's layer weights (with
+    every weight 1: the mean over the style layers, the one content layer)."""
+    def scales(weight, layers, norms):
+        total = sum(layer_weight for _, layer_weight in layers)
+        return [float(weight) * layer_weight / (total * max(float(norm), 1e-30))
+                for (_, layer_weight), norm in zip(layers, norms)]
+    return (scales(settings.style_weight, settings.style_layers, style_target_sq_norms)
+            + scales(settings.content_weight, settings.content_layers, content_target_sq_norms))
 
 
 def tv_energy_scale(tv_weight, content):

@@ -45,6 +45,11 @@ def layer_plan(model_name):
     raise AssertionError("unreachable: every plan ends at conv5_1")
 
 
+def relu_names(model_name):
+    """The layers a loss can read for the model, in order: relu1_1 … relu5_1."""
+    return [layer.name.replace("conv", "relu") for layer in layer_plan(model_name) if isinstance(layer, Conv)]
+
+
 @dataclass(frozen=True)
 class VGGWeights:
     model_name: str

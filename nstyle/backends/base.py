@@ -5,8 +5,9 @@ from abc import ABC, abstractmethod
 class Backend(ABC):
     """One stylisation problem bound to a framework and a device.
 
-    Built from VGGWeights, the preprocessed content and style images (1, 3, H, W float32, same size),
-    StyleSettings, a device string ("cpu", "gpu0", ...) and the initial image.
+    Built from VGGWeights, the preprocessed content image (1, 3, H, W float32), the style image or a list of them
+    (each (1, 3, h, w), any size; blended by settings.style_blend: algorithm.blend_style_targets), StyleSettings
+    (loss weights, layers), a device string ("cpu", "gpu0", ...) and the initial image.
     """
 
     name = "?"
@@ -44,7 +45,7 @@ class Backend(ABC):
 
     @abstractmethod
     def losses_and_gradient(self, image):
-        """For checks: ({"style": [per layer], "content": float, "tv": float}, gradient of the example's weighted
+        """For checks: ({"style": [per layer], "content": [per layer], "tv": float}, gradient of the example's weighted
         loss w.r.t. image).
 
         The gradient is the raw one the heads produce (no clipping, no TV); the state is unchanged.
@@ -61,6 +62,16 @@ class Backend(ABC):
     @abstractmethod
     def load_state(self, state):
         """Restore what state() returned."""
+
+
+def style_list(style):
+    """A list of style images from one (1, 3, h, w) array or a sequence of them."""
+    return [style] if getattr(style, "ndim", None) == 4 else list(style)
+
+
+def feature_positions(shapes):
+    """H·W of each (1, C, H, W) feature shape."""
+    return [shape[2] * shape[3] for shape in shapes]
 
 
 def parse_device(device):

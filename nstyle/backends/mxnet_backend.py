@@ -14,9 +14,9 @@ import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
 from nstyle import algorithm  # noqa: E402
-from nstyle.backends.base import Backend, parse_device  # noqa: E402
+from nstyle.backends.base import Backend, feature_positions, parse_device, style_list  # noqa: E402
 from nstyle.errors import RuntimeFailure  # noqa: E402
-from nstyle.vgg import CONTENT_LAYER, STYLE_LAYERS, Conv  # noqa: E402
+from nstyle.vgg import Conv  # noqa: E402
 
 
 def mxnet_context(device):
@@ -101,45 +101,57 @@ class MXNetBackend(Backend):
         features = feature_symbols(plan, data)
         channels = {layer.name.replace("conv", "relu"): layer.out_channels for layer in plan
                     if isinstance(layer, Conv)}
-        grams = [gram_symbol(features[name], channels[name]) for name in STYLE_LAYERS]
+        style_names = [name for name, _ in settings.style_layers]
+        content_names = [name for name, _ in settings.content_layers]
+        grams = [gram_symbol(features[name], channels[name]) for name in style_names]
         weight_args = {key: mx.nd.array(value, self.context) for key, value in weights.arrays.items()}
 
-        # Targets: Gram matrices of the style image and relu4_2 of the content image, computed once.
-        target_symbol = in_precision(mx.sym.Group(grams + [features[CONTENT_LAYER]]), precision)
-        target_executor = target_symbol.bind(
-            self.context, dict(weight_args, data=mx.nd.array(style, self.context)), grad_req="null")
-        style_targets = [out.copy() for out in target_executor.forward()[:len(grams)]]
-        target_executor.arg_dict["data"][:] = content
-        content_target = target_executor.forward()[-1].copy()
-        del target_executor
+        # Targets, computed once: each style image's Gram matrices, blended (algorithm.blend_style_targets), and
+        # the content image's features at the content layers. One executor per image: their sizes may differ.
+        target_symbol = in_precision(mx.sym.Group(grams + [features[name] for name in content_names]), precision)
 
-        # Loss heads: Σ(G − A)² per style layer and Σ(F − P)² for the content layer.
+        def targets_of(image):
+            executor = target_symbol.bind(self.context, dict(weight_args, data=mx.nd.array(image, self.context)),
+                                          grad_req="null")
+            return [out.copy() for out in executor.forward()]
+
+        styles = style_list(style)
+        style_grams = [[gram.asnumpy() for gram in targets_of(image)[:len(grams)]] for image in styles]
+        content_targets = targets_of(content)[len(grams):]
+        style_shapes = self._feature_shapes(features, style_names, content.shape)
+        style_targets = [mx.nd.array(target, self.context) for target in algorithm.blend_style_targets(
+            style_grams, [feature_positions(self._feature_shapes(features, style_names, image.shape))
+                          for image in styles], feature_positions(style_shapes), settings.style_blend)]
+
+        # Loss heads: Σ(G − A)² per style layer and Σ(F − P)² per content layer.
         losses = [mx.sym.sum(mx.sym.square(gram - mx.sym.Variable(f"target_gram_{i}")))
                   for i, gram in enumerate(grams)]
-        losses.append(mx.sym.sum(mx.sym.square(features[CONTENT_LAYER] - mx.sym.Variable("target_content"))))
+        losses += [mx.sym.sum(mx.sym.square(features[name] - mx.sym.Variable(f"target_content_{i}")))
+                   for i, name in enumerate(content_names)]
         # The objective's smoothness term (L-BFGS, Adam); the NAG loop gives it a zero head gradient and adds the
         # example's TV gradient itself.
         losses.append(tv_energy_symbol(data))
         loss_symbol = in_precision(mx.sym.Group(losses), precision)
         self.image_array = mx.nd.array(initial_image, self.context)
         self.gradient = mx.nd.zeros(content.shape, self.context)
-        args = dict(weight_args, data=self.image_array, target_content=content_target)
+        args = dict(weight_args, data=self.image_array)
         args.update({f"target_gram_{i}": target for i, target in enumerate(style_targets)})
+        args.update({f"target_content_{i}": target for i, target in enumerate(content_targets)})
         # Only the image gets a gradient: no buffers or work for weight gradients.
         self.executor = loss_symbol.bind(self.context, args, args_grad={"data": self.gradient},
                                          grad_req={name: ("write" if name == "data" else "null")
                                                    for name in loss_symbol.list_arguments()})
-        style_shapes = self._style_feature_shapes(features, content.shape)
-        head_scales = [GRAM_GRADIENT_FACTOR * algorithm.style_head_scale(settings.style_weight, shape)
-                       for shape in style_shapes]
-        head_scales += [float(settings.content_weight), 0.0]
-        self.head_gradients = [mx.nd.full((1,), scale, self.context) for scale in head_scales]
+        self.style_layer_count = len(grams)
+        head_scales = algorithm.example_head_scales(settings, style_shapes)
+        self.head_gradients = [mx.nd.full((1,), scale * (GRAM_GRADIENT_FACTOR if index < len(grams) else 1.0),
+                                          self.context) for index, scale in enumerate(head_scales + [0.0])]
         self.objective_scales = algorithm.objective_head_scales(
-            [l2_norm(target).asscalar() ** 2 for target in style_targets], l2_norm(content_target).asscalar() ** 2,
-            settings.style_weight, settings.content_weight) + [algorithm.tv_energy_scale(settings.tv_weight, content)]
+            [l2_norm(target).asscalar() ** 2 for target in style_targets],
+            [l2_norm(target).asscalar() ** 2 for target in content_targets], settings
+        ) + [algorithm.tv_energy_scale(settings.tv_weight, content)]
         # The Gram heads' gradient flows through one side of F·Fᵀ only (GRAM_GRADIENT_FACTOR).
         self.objective_head_gradients = [
-            mx.nd.full((1,), scale * (GRAM_GRADIENT_FACTOR if index < len(style_targets) else 1.0), self.context)
+            mx.nd.full((1,), scale * (GRAM_GRADIENT_FACTOR if index < len(grams) else 1.0), self.context)
             for index, scale in enumerate(self.objective_scales)]
         self.tv_kernel = mx.nd.array(algorithm.TV_KERNEL, self.context)
         self.clip_norm = algorithm.gradient_clip_norm(content.shape)
@@ -161,8 +173,8 @@ class MXNetBackend(Backend):
         return free / 2**20
 
     @staticmethod
-    def _style_feature_shapes(features, data_shape):
-        group = mx.sym.Group([features[name] for name in STYLE_LAYERS])
+    def _feature_shapes(features, names, data_shape):
+        group = mx.sym.Group([features[name] for name in names])
         return [tuple(shape) for shape in group.infer_shape(data=data_shape)[1]]
 
     def _tv_gradient(self, image):
@@ -199,7 +211,8 @@ class MXNetBackend(Backend):
         losses = [float(out.asscalar()) for out in outputs]
         gradient = self.gradient.asnumpy()
         self.image_array[:] = saved
-        return {"style": losses[:-2], "content": losses[-2], "tv": losses[-1]}, gradient
+        layers = self.style_layer_count
+        return {"style": losses[:layers], "content": losses[layers:-1], "tv": losses[-1]}, gradient
 
     def _objective_on_device(self):
         """Forward and backward of the objective at the current image: (loss as a 1-element array, gradient)."""

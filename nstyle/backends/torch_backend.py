@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch.optim.adam import adam as torch_adam
 
 from nstyle import algorithm
-from nstyle.backends.base import Backend, parse_device
+from nstyle.backends.base import Backend, feature_positions, parse_device, style_list
 from nstyle.errors import RuntimeFailure
 from nstyle.vgg import CONTENT_LAYER, STYLE_LAYERS, Conv
 
@@ -33,9 +33,10 @@ def gram(feature):
     return flat @ flat.t()
 
 
-def vgg_layers(weights, device):
-    """((weight, bias) tensors per conv or None per pool, up to the deepest layer the losses read; their ReLU names)."""
-    wanted = set(STYLE_LAYERS) | {CONTENT_LAYER}
+def vgg_layers(weights, device, wanted=None):
+    """((weight, bias) tensors per conv or None per pool, up to the deepest layer of wanted (relu names; default
+    the example's style and content layers); their ReLU names)."""
+    wanted = set(STYLE_LAYERS) | {CONTENT_LAYER} if wanted is None else set(wanted)
     layers, names = [], []
     for layer in weights.plan():
         if isinstance(layer, Conv):
@@ -78,23 +79,30 @@ class TorchBackend(Backend):
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"unknown precision {precision!r}")
         self.precision = precision
-        self.layers, self.layer_names = vgg_layers(weights, self.device)
+        self.style_names = [name for name, _ in settings.style_layers]
+        self.content_names = [name for name, _ in settings.content_layers]
+        self.layers, self.layer_names = vgg_layers(weights, self.device, self.style_names + self.content_names)
 
-        # Targets: Gram matrices of the style image and relu4_2 of the content image, computed once.
+        # Targets, computed once: each style image's Gram matrices, blended (algorithm.blend_style_targets), and
+        # the content image's features at the content layers.
+        style_grams, style_positions = [], []
         with torch.no_grad():
-            style_features = self._features(self._tensor(style))
-            self.style_targets = [gram(style_features[name]) for name in STYLE_LAYERS]
+            for image in style_list(style):
+                found = self._features(self._tensor(image))
+                style_grams.append([gram(found[name]).cpu().numpy() for name in self.style_names])
+                style_positions.append(feature_positions([found[name].shape for name in self.style_names]))
+            del found
             content_features = self._features(self._tensor(content))
-            self.content_target = content_features[CONTENT_LAYER]
-        del style_features
-        head_scales = [algorithm.style_head_scale(settings.style_weight, tuple(content_features[name].shape))
-                       for name in STYLE_LAYERS]
+            self.content_targets = [content_features[name] for name in self.content_names]
+        style_shapes = [tuple(content_features[name].shape) for name in self.style_names]
         del content_features
+        self.style_targets = [self._tensor(target) for target in algorithm.blend_style_targets(
+            style_grams, style_positions, feature_positions(style_shapes), settings.style_blend)]
         # The example's heads for the NAG loop (which adds the example's TV gradient itself: 0 on the energy).
-        self.head_scales = head_scales + [float(settings.content_weight), 0.0]
+        self.head_scales = algorithm.example_head_scales(settings, style_shapes) + [0.0]
         self.objective_scales = algorithm.objective_head_scales(
             [float(torch.sum(torch.square(target))) for target in self.style_targets],
-            float(torch.sum(torch.square(self.content_target))), settings.style_weight, settings.content_weight
+            [float(torch.sum(torch.square(target))) for target in self.content_targets], settings
         ) + [algorithm.tv_energy_scale(settings.tv_weight, content)]
 
         self.image_tensor = self._tensor(initial_image)
@@ -129,11 +137,14 @@ class TorchBackend(Backend):
         return {name: feature.float() for name, feature in found.items()}
 
     def _losses(self, image):
-        """The raw heads: Σ(G − A)² per style layer, Σ(F − P)² for the content layer, then the TV energy."""
-        found = self._features(image)
-        losses = [torch.sum(torch.square(gram(found[name]) - target))
-                  for name, target in zip(STYLE_LAYERS, self.style_targets)]
-        losses.append(torch.sum(torch.square(found[CONTENT_LAYER] - self.content_target)))
+        return self._heads(self._features(image), image, gram)
+
+    def _heads(self, found, image, gram_of):
+        """The raw heads: Σ(G − A)² per style layer, Σ(F − P)² per content layer, then the TV energy."""
+        losses = [torch.sum(torch.square(gram_of(found[name]) - target))
+                  for name, target in zip(self.style_names, self.style_targets)]
+        losses += [torch.sum(torch.square(found[name] - target))
+                   for name, target in zip(self.content_names, self.content_targets)]
         losses.append(tv_energy(image))
         return losses
 
@@ -177,7 +188,8 @@ class TorchBackend(Backend):
     def losses_and_gradient(self, image):
         losses, gradient = self._losses_and_gradient(self._tensor(image))
         values = [float(loss) for loss in losses]
-        return {"style": values[:-2], "content": values[-2], "tv": values[-1]}, gradient.cpu().numpy()
+        layers = len(self.style_names)
+        return {"style": values[:layers], "content": values[layers:-1], "tv": values[-1]}, gradient.cpu().numpy()
 
     def _objective(self, image):
         losses, gradient = self._losses_and_gradient(image, self.objective_scales)
@@ -243,12 +255,8 @@ class TorchTunedBackend(TorchBackend):
         self._compiled_losses = torch.compile(self._channels_last_losses, dynamic=False)
 
     def _channels_last_losses(self, image):
-        found = self._features(image.contiguous(memory_format=torch.channels_last))
-        losses = [torch.sum(torch.square(gram_channels_last(found[name]) - target))
-                  for name, target in zip(STYLE_LAYERS, self.style_targets)]
-        losses.append(torch.sum(torch.square(found[CONTENT_LAYER] - self.content_target)))
-        losses.append(tv_energy(image))
-        return losses
+        return self._heads(self._features(image.contiguous(memory_format=torch.channels_last)), image,
+                           gram_channels_last)
 
     def _losses(self, image):
         return self._compiled_losses(image)
