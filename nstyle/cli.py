@@ -17,9 +17,10 @@ from nstyle.backends import BACKENDS, PRECISIONS, gpu_count, is_unsupported_gpu,
 from nstyle.errors import NStyleError, RuntimeFailure, UsageError
 from nstyle.interrupt import StopOnSignal
 from nstyle.optimizers import OPTIMIZERS
-from nstyle.stylize import stylize as run_stylize
-from nstyle.vgg import (CONVS_PER_BLOCK, MIN_IMAGE_SIDE, available_model, load_weights,
-                        params_path)
+from nstyle.algorithm import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+from nstyle.stylize import style_long_edge, stylize as run_stylize
+from nstyle.vgg import (CONTENT_LAYER, CONVS_PER_BLOCK, MIN_IMAGE_SIDE, STYLE_LAYERS, available_model,
+                        load_weights, params_path, relu_names)
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,7 +29,7 @@ PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUMBER_RANGES = (("--stop-eps", 0, True), ("--content-weight", 0, True), ("--style-weight", 0, True),
                  ("--tv-weight", 0, True), ("--lr", 0, False), ("--remove-noise", 0, True),
                  ("--max-num-epochs", 1, True), ("--max-long-edge", 1, True), ("--save-epochs", 0, True),
-                 ("--seed", 0, True), ("--threads", 1, True))
+                 ("--seed", 0, True), ("--threads", 1, True), ("--style-scale", 0, False), ("--init-noise", 0, True))
 
 # A 10000 px square is imageio's input limit; larger sizes would only be upscaled past it, to no use.
 MAX_LONG_EDGE = math.isqrt(imageio.MAX_INPUT_PIXELS)
@@ -55,7 +56,18 @@ def build_parser():
     arg("--model", choices=sorted(CONVS_PER_BLOCK), help="network: vgg19 (the example's) or vgg16; "
         "default vgg19 when model/vgg19.params exists, else vgg16")
     arg("--content-image", required=True, help="the photo to paint")
-    arg("--style-image", required=True, help="the painting whose style to use")
+    arg("--style-image", required=True, nargs="+", help="the painting whose style to use; several are blended "
+        "(each style layer's target is the blend of their Gram matrices)")
+    arg("--style-blend-weights", nargs="+", type=float, help="one weight ≥ 0 per style image, normalised to sum 1 "
+        "(default: equal)")
+    arg("--style-scale", type=float, help="resize each style image to this × the content's long edge at every "
+        "scale, keeping its aspect (default: stretch it to the content's shape, as the example)")
+    arg("--preserve-colors", nargs="?", const="after", choices=imageio.COLOR_MODES,
+        help="keep the photo's colours: after (the flag alone) = the result's luminance with the photo's chroma in "
+             "every saved image; before = the style images' colours matched to the photo's before the run")
+    arg("--style-layers", help="comma list of style layers, each with an optional weight, e.g. "
+        "relu1_1:0.5,relu2_1,relu3_1 (default: %s)" % ",".join(STYLE_LAYERS))
+    arg("--content-layers", help=f"comma list of content layers with optional weights (default: {CONTENT_LAYER})")
     arg("--optimizer", choices=("auto",) + OPTIMIZERS, default="auto",
         help="lbfgs or adam on the normalised loss, coarse to fine; nag: the example's own loop; auto (default): "
              "lbfgs on the CPU, adam on a GPU")
@@ -75,6 +87,8 @@ def build_parser():
     arg("--max-num-epochs", type=int, default=defaults.MAX_EPOCHS_PER_SCALE,
         help="upper bound on epochs per scale (default %(default)s)")
     arg("--max-long-edge", type=int, default=512, help="the output's long edge in pixels (default %(default)s)")
+    arg("--output-size", help="original (the content image's size) or a long edge in pixels: optimised as one more "
+        "scale after --max-long-edge's (default: --max-long-edge)")
     arg("--lr", type=float, help="learning rate: nag %g (×0.9 every 75 epochs), adam %g; lbfgs has none"
         % (defaults.NAG_LR, defaults.ADAM_LR))
     arg("--precision", choices=("auto",) + PRECISIONS, default="auto",
@@ -89,6 +103,8 @@ def build_parser():
     arg("--denoise-method", choices=("gaussian", "tv"), default="gaussian", help="how --remove-noise denoises (default %(default)s)")
     arg("--backend", choices=sorted(BACKENDS), default="mxnet", help="framework that runs the network (default %(default)s)")
     arg("--seed", type=int, default=0, help="seed of the initial noise image (default %(default)s)")
+    arg("--init-noise", type=float, default=0.0, help="R in 0..1: start from (1 − R) × the --init image + R × the "
+        "noise start (default %(default)s)")
     arg("--threads", type=int, default=len(os.sched_getaffinity(0)),
         help="CPU threads for the framework (default: every CPU this process may use)")
     arg("--model-dir", default=os.path.join(PROJECT_DIR, "model"), help="folder holding <model>.params (default %(default)s)")
@@ -119,11 +135,68 @@ def check_numbers(args):
             raise UsageError(f"{flag} must be {'≥' if lowest_allowed else '>'} {lowest}, got {value:g}")
     if args.max_long_edge > MAX_LONG_EDGE:
         raise UsageError(f"--max-long-edge must be ≤ {MAX_LONG_EDGE}, got {args.max_long_edge}")
+    if args.init_noise > 1:
+        raise UsageError(f"--init-noise must be ≤ 1, got {args.init_noise:g}")
+    check_blend_weights(args.style_blend_weights, len(args.style_image))
 
+
+def check_blend_weights(weights, style_count):
+    if weights is None:
+        return
+    if len(weights) != style_count:
+        raise UsageError(f"--style-blend-weights gives {len(weights)} weights for {style_count} style image(s); "
+                         "give one per --style-image")
+    for weight in weights:
+        if not math.isfinite(weight) or weight < 0:
+            raise UsageError(f"--style-blend-weights must be finite numbers ≥ 0, got {weight:g}")
+    if sum(weights) <= 0:
+        raise UsageError("--style-blend-weights are all 0; give at least one positive weight")
+
+
+def layer_weights(flag, text, model_name, default):
+    """((relu name, weight), ...) from "relu1_1:0.5,relu2_1" (weight 1 where none is given); default when unset."""
+    if text is None:
+        return default
+    valid = relu_names(model_name)
+    layers = []
+    for item in (part.strip() for part in text.split(",")):
+        name, _, weight_text = item.partition(":")
+        if name not in valid:
+            raise UsageError(f"{flag}: unknown layer {name!r} for {model_name}; choose from {', '.join(valid)}")
+        try:
+            weight = float(weight_text) if weight_text else 1.0
+        except ValueError:
+            raise UsageError(f"{flag}: weight {weight_text!r} of {name} is not a number; write {name}:0.5") from None
+        if not math.isfinite(weight) or weight < 0:
+            raise UsageError(f"{flag}: the weight of {name} must be a finite number ≥ 0, got {weight:g}")
+        if name in (known for known, _ in layers):
+            raise UsageError(f"{flag}: {name} is given twice; give each layer once")
+        layers.append((name, weight))
+    if sum(weight for _, weight in layers) <= 0:
+        raise UsageError(f"{flag}: the layer weights are all 0; give at least one positive weight")
+    return tuple(layers)
+
+
+def output_edge(args, content_rgb=None):
+    """The long edge --output-size asks for: a number, or with original the content image's long edge (None
+    before the image is read); None without the flag."""
+    text = args.output_size
+    if text is None or (text == "original" and content_rgb is None):
+        return None
+    edge = max(content_rgb.shape[:2]) if text == "original" else None
+    if edge is None:
+        try:
+            edge = int(text)
+        except ValueError:
+            raise UsageError(f"--output-size {text!r}: give original or a long edge in pixels such as 1024") from None
+    if not 1 <= edge <= MAX_LONG_EDGE:
+        raise UsageError(f"--output-size must be between 1 and {MAX_LONG_EDGE} px, got {edge}")
+    return edge
 
 def check_paths(args):
     imageio.check_output_path(args.output)
-    for flag, path in (("--content-image", args.content_image), ("--style-image", args.style_image)):
+    for flag, path in [("--content-image", args.content_image)] + [("--style-image", path)
+                                                                  for path in args.style_image]:
         if os.path.realpath(args.output) == os.path.realpath(path):
             raise UsageError(f"--output {args.output} is the {flag}: it would be overwritten; choose another --output")
 
@@ -135,6 +208,24 @@ def check_image_size(size, long_edge):
         raise UsageError(f"the content image becomes {width}x{height} px at --max-long-edge {long_edge}; VGG needs "
                          f"{MIN_IMAGE_SIDE} px on the short side: use --max-long-edge "
                          f"{memory.smallest_long_edge(min(height, width) / max(height, width))} or more")
+
+
+def check_style_sizes(paths, style_rgbs, style_scale, long_edge):
+    """UsageError when --style-scale makes a style image at the coarsest scale (long_edge) too small for VGG, or
+    larger than the input limit."""
+    if style_scale is None:
+        return  # stretched to the content's shape, which check_image_size checks
+    edge = style_long_edge(long_edge, style_scale)
+    for path, style_rgb in zip(paths, style_rgbs):
+        height, width = imageio.long_edge_size(*style_rgb.shape[:2], edge)
+        if min(height, width) < MIN_IMAGE_SIDE:
+            needed = memory.smallest_long_edge(min(height, width) / max(height, width)) / long_edge
+            raise UsageError(f"--style-scale {style_scale:g} makes the style image {path} {width}x{height} px at the "
+                             f"{long_edge} px scale; VGG needs {MIN_IMAGE_SIDE} px on the short side: use "
+                             f"--style-scale {math.ceil(needed * 100) / 100:g} or more")
+    if edge > MAX_LONG_EDGE:
+        raise UsageError(f"--style-scale {style_scale:g} makes the style images {edge} px long; use a --style-scale "
+                         f"that keeps them within {MAX_LONG_EDGE} px")
 
 
 def choose_device(gpu_flag, backend_name):
@@ -176,13 +267,16 @@ def check_init(init):
     raise UsageError(f"--init {init!r}: give noise, content, style or an existing image file")
 
 
-def scale_list(args):
-    """(edges, epochs per scale or None) from --scales / --scale-epochs, checked against --max-long-edge."""
+def scale_list(args, content_rgb=None):
+    """(edges, epochs per scale or None) from --scales / --scale-epochs, checked against --max-long-edge (or
+    --output-size; with original, once content_rgb is read)."""
+    last = output_edge(args, content_rgb)
     edges = int_list("--scales", args.scales) if args.scales else \
-        defaults.scale_edges(args.max_long_edge, args.optimizer)
-    if edges != sorted(set(edges)) or edges[-1] != args.max_long_edge:
+        defaults.scale_edges(args.max_long_edge, args.optimizer, last)
+    end, flag = (args.max_long_edge, "--max-long-edge") if args.output_size is None else (last, "--output-size")
+    if edges != sorted(set(edges)) or (end is not None and edges[-1] != end):
         raise UsageError(f"--scales {','.join(map(str, edges))}: give growing long edges that end at "
-                         f"--max-long-edge ({args.max_long_edge})")
+                         f"{flag} ({end})")
     epochs = int_list("--scale-epochs", args.scale_epochs) if args.scale_epochs else None
     if epochs is not None and len(epochs) != len(edges):
         raise UsageError(f"--scale-epochs gives {len(epochs)} numbers for {len(edges)} scales; give one per scale")
@@ -200,14 +294,18 @@ def resolved_optimizer(flag, device):
     return defaults.default_optimizer(device) if flag == "auto" else flag
 
 
-def run_settings_from(args, model_name, device, precision):
+def run_settings_from(args, model_name, device, precision, content_rgb=None):
     """RunSettings from parsed flags; what a flag leaves unset takes the optimizer's (and model's) default."""
-    edges, epochs = scale_list(args)
+    edges, epochs = scale_list(args, content_rgb)
     return defaults.run_settings(
         model_name, optimizer=args.optimizer, long_edge=args.max_long_edge, scales=edges, scale_epochs=epochs,
         max_epochs=args.max_num_epochs, content_weight=args.content_weight, style_weight=args.style_weight,
         tv_weight=args.tv_weight, lr=args.lr, init=check_init(args.init), stop_eps=args.stop_eps, seed=args.seed,
-        backend=args.backend, device=device, precision=precision)
+        backend=args.backend, device=device, precision=precision, style_count=len(args.style_image),
+        style_blend_weights=args.style_blend_weights,
+        style_layers=layer_weights("--style-layers", args.style_layers, model_name, DEFAULT_STYLE_LAYERS),
+        content_layers=layer_weights("--content-layers", args.content_layers, model_name, DEFAULT_CONTENT_LAYERS),
+        style_scale=args.style_scale, preserve_colors=args.preserve_colors, init_noise=args.init_noise)
 
 
 def decisive_settings(args, model_name, settings):
@@ -216,7 +314,12 @@ def decisive_settings(args, model_name, settings):
     Not the seed (the checkpoint replaces the start), nor the device, the stop rule or the saving.
     """
     style = settings.style
-    return {"content_image": os.path.abspath(args.content_image), "style_image": os.path.abspath(args.style_image),
+    return {"content_image": os.path.abspath(args.content_image),
+            "style_image": [os.path.abspath(path) for path in args.style_image],
+            "style_blend_weights": list(style.style_blend), "style_scale": settings.style_scale,
+            "preserve_colors": settings.preserve_colors,
+            "style_layers": [list(pair) for pair in style.style_layers],
+            "content_layers": [list(pair) for pair in style.content_layers],
             "max_long_edge": args.max_long_edge, "model": model_name, "backend": args.backend,
             "content_weight": style.content_weight, "style_weight": style.style_weight,
             "tv_weight": style.tv_weight, "lr": style.lr, "optimizer": settings.optimizer,
@@ -230,7 +333,7 @@ class Job:
     settings: object  # nstyle.settings.RunSettings
     decisive: dict  # decisive_settings: stored in a checkpoint, compared on --resume
     content_rgb: np.ndarray  # as read, HxWx3 uint8; stylize resizes it per scale
-    style_rgb: np.ndarray
+    style_rgbs: list  # one per --style-image, as read
     init_rgb: Optional[np.ndarray]  # --init PATH, read
     output_shape: tuple  # (1, 3, H, W) at the output's size
     checkpoint_file: str
@@ -245,9 +348,14 @@ class Job:
         return None if self.saved is None else (self.saved.scale, self.saved.epoch + 1, self.saved.state)
 
 
+def size_flag(args):
+    """The flag that set the size optimised last, for memory advice."""
+    return "--max-long-edge" if args.output_size is None else "--output-size"
+
+
 def memory_advice(problem, args, job, available_mb):
     return memory.advice(problem, args.backend, job.device, job.model_name, job.output_shape[2:],
-                         args.max_long_edge, available_mb)
+                         job.settings.long_edge, available_mb, size_flag(args))
 
 
 @contextlib.contextmanager
@@ -285,30 +393,39 @@ def prepare(args):
     saved = checkpoint_to_resume(args, checkpoint_file)
     model_name, model_note = choose_model(args)
     scale_list(args)  # flags first: a usage error before any image is read
+    layer_weights("--style-layers", args.style_layers, model_name, DEFAULT_STYLE_LAYERS)
+    layer_weights("--content-layers", args.content_layers, model_name, DEFAULT_CONTENT_LAYERS)
     init_rgb = imageio.load_image(args.init) if check_init(args.init) not in (None, "noise", "content", "style") \
         else None
-    content_rgb, style_rgb = imageio.load_image(args.content_image), imageio.load_image(args.style_image)
+    content_rgb = imageio.load_image(args.content_image)
+    style_rgbs = [imageio.load_image(path) for path in args.style_image]
     use_cpu_threads(args.backend, args.threads)  # before the framework's first import: MXNet reads it then
     device, device_note = choose_device(args.gpu, args.backend)
     precision, precision_note = choose_precision(args.precision, args.backend, device)
     args.optimizer = resolved_optimizer(args.optimizer, device)
-    settings = run_settings_from(args, model_name, device, precision)
+    settings = run_settings_from(args, model_name, device, precision, content_rgb)
     for scale in settings.scales:  # the coarsest scale decides whether VGG can read the image
         check_image_size(imageio.long_edge_size(*content_rgb.shape[:2], scale.long_edge), scale.long_edge)
+    for scale in (settings.scales[0], settings.scales[-1]):  # the smallest and the largest style images
+        check_style_sizes(args.style_image, style_rgbs, settings.style_scale, scale.long_edge)
     decisive = decisive_settings(args, model_name, settings)
-    output_shape = (1, 3) + imageio.long_edge_size(*content_rgb.shape[:2], args.max_long_edge)
+    output_shape = (1, 3) + imageio.long_edge_size(*content_rgb.shape[:2], settings.long_edge)
     if saved is not None:
         scale = settings.scales[min(saved.scale, len(settings.scales) - 1)]
         checkpoint.check_resumable(saved, decisive, scale.epochs,
                                    (1, 3) + imageio.long_edge_size(*content_rgb.shape[:2], scale.long_edge))
     weights = load_weights(model_name, params_path(args.model_dir, model_name))
-    job = Job(model_name, settings, decisive, content_rgb, style_rgb, init_rgb, output_shape, checkpoint_file, saved)
+    job = Job(model_name, settings, decisive, content_rgb, style_rgbs, init_rgb, output_shape, checkpoint_file, saved)
     return job, weights, [note for note in (model_note, device_note, precision_note) if note]
 
 
-def save_output(args, path, image):
+def save_output(args, job, path, image):
+    """Every saved picture: the result, the intermediates, the picture beside a checkpoint."""
     strength = defaults.REMOVE_NOISE[args.optimizer] if args.remove_noise is None else args.remove_noise
-    imageio.save_image(path, imageio.postprocess(image), strength, args.denoise_method)
+    picture = imageio.postprocess(image)
+    if job.settings.preserve_colors == "after":
+        picture = imageio.keep_content_colors(picture, job.content_rgb)
+    imageio.save_image(path, picture, strength, args.denoise_method)
 
 
 class ProgressBar:
@@ -346,25 +463,31 @@ def stylize(args):
     elif os.path.exists(args.output):
         log.info("%s exists; this run replaces it when it saves", args.output)
     available_mb = memory.available_memory_mb(job.device, args.backend)
-    warning = memory.check_fits(args.backend, job.device, job.model_name, job.output_shape[2:], args.max_long_edge,
-                                available_mb)
+    settings = job.settings
+    warning = memory.check_fits(args.backend, job.device, job.model_name, job.output_shape[2:],
+                                settings.long_edge, available_mb, size_flag(args))
     if warning:
         log.warning(warning)
-    settings = job.settings
     style = settings.style
     log.info("%s on %s, %s, %s from %s, scales %s px, %dx%d, content %g : style %g : tv %g", args.backend,
              job.device, job.model_name, settings.optimizer, settings.init if job.init_rgb is None else args.init,
              ",".join(f"{scale.long_edge}:{scale.epochs}" for scale in settings.scales), job.output_shape[3],
              job.output_shape[2], style.content_weight, style.style_weight, style.tv_weight)
+    if len(job.style_rgbs) > 1 or settings.style_scale is not None or settings.preserve_colors:
+        log.info("styles %s blended %s, style scale %s, colours %s",
+                 ", ".join(os.path.basename(path) for path in args.style_image),
+                 ":".join(f"{weight:.3g}" for weight in style.style_blend),
+                 "stretched to the content" if settings.style_scale is None else f"{settings.style_scale:g}",
+                 settings.preserve_colors or "the painting's")
 
     bar = ProgressBar(not args.quiet, settings.stop_eps > 0)
     with framework_errors_reported(functools.partial(memory_advice, "out of memory", args, job, available_mb),
                                    args.backend):
         try:
             with StopOnSignal() as stop:
-                result = run_stylize(job.content_rgb, job.style_rgb, weights, settings, callback=bar,
+                result = run_stylize(job.content_rgb, job.style_rgbs, weights, settings, callback=bar,
                                      save=lambda epoch, image: save_output(
-                                         args, imageio.stylized_epoch_path(args.output, epoch), image),
+                                         args, job, imageio.stylized_epoch_path(args.output, epoch), image),
                                      save_every=args.save_epochs, should_stop=stop.requested, init_rgb=job.init_rgb,
                                      resume=job.resume)
         finally:
@@ -374,7 +497,7 @@ def stylize(args):
 
 def finish(args, job, result, stop):
     """Save the result (and on interruption a checkpoint); the exit code."""
-    save_output(args, args.output, result.image)
+    save_output(args, job, args.output, result.image)
     if result.stop_reason == "interrupted":
         checkpoint.save_checkpoint(job.checkpoint_file, result.state, result.last_epoch, job.decisive, vars(args),
                                    scale=result.scale_index)

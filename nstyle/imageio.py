@@ -136,6 +136,38 @@ def postprocess(data):
     return np.rint(np.clip(image, 0, 255)).astype(np.uint8)
 
 
+COLOR_MODES = ("after", "before")
+
+
+def with_content_colors(result_rgb, content_rgb):
+    """The result's luminance with the content's chroma, float RGB in 0..255 (not yet clipped or rounded).
+
+    In YUV (BT.601; skimage.color): Y is a fixed weighted sum of R, G and B, so the output's Y is the result's
+    exactly and U, V are the content's (resized to the result's shape) — the luminance-only transfer of Gatys et
+    al., "Preserving Color in Neural Artistic Style Transfer" (2016). Lab would be perceptually more even, but its
+    L is not linear in RGB and its round trip leaves sRGB more often; YUV needs no colour profile and is exact.
+    """
+    from skimage.color import rgb2yuv, yuv2rgb  # scikit-image loads slowly; only this mode needs it
+    content = resize_to(content_rgb, result_rgb.shape[:2])
+    combined = rgb2yuv(content.astype(np.float64) / 255.0)
+    combined[..., 0] = rgb2yuv(result_rgb.astype(np.float64) / 255.0)[..., 0]
+    return yuv2rgb(combined) * 255.0
+
+
+def keep_content_colors(result_rgb, content_rgb):
+    """with_content_colors, clipped and rounded to HxWx3 uint8 (where the content's chroma at the result's
+    luminance leaves the RGB cube, clipping moves that pixel's colour a little)."""
+    return np.rint(np.clip(with_content_colors(result_rgb, content_rgb), 0, 255)).astype(np.uint8)
+
+
+def match_colors(style_rgb, content_rgb):
+    """The style image with each RGB channel's histogram matched to the content's (scikit-image's
+    match_histograms): the run then paints in the photo's colours (--preserve-colors before)."""
+    from skimage.exposure import match_histograms
+    matched = match_histograms(style_rgb, content_rgb, channel_axis=-1)
+    return np.rint(np.clip(matched, 0, 255)).astype(np.uint8)
+
+
 def denoise(image, strength, method="gaussian"):
     """Remove pixel-level noise; strength 0 is off (returns a copy). See NOISE_SIGMA_PER_UNIT for the scale."""
     if not np.isfinite(strength) or strength < 0:

@@ -181,10 +181,11 @@ def smallest_long_edge(aspect):
     return math.ceil(MIN_IMAGE_SIDE / aspect)
 
 
-def advice(problem, backend_name, device, model_name, size, long_edge, available_mb):
-    """One line: what failed at which size, what the memory model predicts, and the largest size it fits."""
+def advice(problem, backend_name, device, model_name, size, long_edge, available_mb, flag="--max-long-edge"):
+    """One line: what failed at which size, what the memory model predicts, and the largest size it fits. flag:
+    the option that set the size (--max-long-edge, or --output-size)."""
     height, width = size
-    text = f"{problem} at {width}x{height} px (--max-long-edge {long_edge}) on {device}"
+    text = f"{problem} at {width}x{height} px ({flag} {long_edge}) on {device}"
     predicted = predicted_peak_mb(backend_name, device, model_name, height, width)
     if predicted is not None and available_mb is not None:
         text += (f": {backend_name} with {model_name} needs about {predicted:,.0f} MB by the memory model, "
@@ -194,11 +195,11 @@ def advice(problem, backend_name, device, model_name, size, long_edge, available
     if fits is not None and fits < smallest_long_edge(aspect):
         return text + "; not even the smallest image fits: close other programs and try again"
     if fits is None or fits >= max(height, width):  # no model here, or it was wrong: other programs took memory?
-        return text + "; use a smaller --max-long-edge" + ("" if device == "cpu" else ", or --gpu -1 for the CPU")
-    return text + f"; this machine fits about {fits} px by the memory model: use --max-long-edge {fits} or less"
+        return text + f"; use a smaller {flag}" + ("" if device == "cpu" else ", or --gpu -1 for the CPU")
+    return text + f"; this machine fits about {fits} px by the memory model: use {flag} {fits} or less"
 
 
-def check_fits(backend_name, device, model_name, size, long_edge, available_mb):
+def check_fits(backend_name, device, model_name, size, long_edge, available_mb, flag="--max-long-edge"):
     """Before binding: RuntimeFailure when the run clearly cannot fit (on Linux the kernel kills it otherwise,
     silently); a warning line when it may not; None when it fits or nothing is known."""
     predicted = predicted_peak_mb(backend_name, device, model_name, *size)
@@ -206,7 +207,7 @@ def check_fits(backend_name, device, model_name, size, long_edge, available_mb):
         return None
     if predicted > available_mb * MEMORY_REFUSAL_FACTOR:
         raise RuntimeFailure(advice("not enough memory", backend_name, device, model_name, size, long_edge,
-                                    available_mb))
+                                    available_mb, flag))
     if predicted > available_mb:
         return (f"warning: the memory model predicts {predicted:.0f} MB for this run and {available_mb:.0f} MB is "
                 "free; it may run out of memory")

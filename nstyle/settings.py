@@ -7,7 +7,7 @@ size and for every style image, from the content image, coarse to fine.
 from dataclasses import dataclass, field
 from typing import Optional
 
-from nstyle.algorithm import StyleSettings
+from nstyle.algorithm import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, StyleSettings, blend_weights
 
 # content : style of the example's loss heads, per model. The example's 10 : 1 was tuned for its VGG19 file;
 # VGG16 weighs style more heavily at the same ratio (README, "Defaults").
@@ -51,6 +51,9 @@ class RunSettings:
     backend: str = "mxnet"
     device: str = "cpu"
     precision: str = "float32"
+    style_scale: Optional[float] = None  # None: each style image stretched to the content's shape (the example)
+    preserve_colors: Optional[str] = None  # None, "after" (at save time: imageio.keep_content_colors) or "before"
+    init_noise: float = 0.0  # R: the start is (1 − R) × init + R × the noise start
 
     @property
     def long_edge(self):
@@ -73,12 +76,16 @@ def default_stop_eps(optimizer):
     return NAG_STOP_EPS if optimizer == "nag" else 0.0
 
 
-def scale_edges(long_edge, optimizer):
-    """NAG: the output's size alone. L-BFGS, Adam: halving from long_edge while the next is ≥ COARSEST_EDGE."""
+def scale_edges(long_edge, optimizer, output_edge=None):
+    """NAG: the output's size alone. L-BFGS, Adam: halving from long_edge while the next is ≥ COARSEST_EDGE.
+
+    An output_edge (--output-size) other than long_edge becomes the last scale, after those below it."""
     edges = [long_edge]
     while optimizer != "nag" and edges[0] // 2 >= COARSEST_EDGE:
         edges.insert(0, edges[0] // 2)
-    return edges
+    if output_edge is None or output_edge == long_edge:
+        return edges
+    return [edge for edge in edges if edge < output_edge] + [output_edge]
 
 
 def default_scale_epochs(edges, optimizer, max_epochs):
@@ -106,16 +113,22 @@ def default_lr(optimizer):
 
 def run_settings(model, optimizer="lbfgs", long_edge=512, scales: Optional[list] = None,
                  scale_epochs: Optional[list] = None, max_epochs=None, content_weight=None, style_weight=None,
-                 tv_weight=None, lr=None, init=None, stop_eps=None, **rest):
-    """RunSettings with every unset value at its default (a notebook's way in; run.py parses into this)."""
+                 tv_weight=None, lr=None, init=None, stop_eps=None, output_edge=None, style_count=1,
+                 style_blend_weights=None, style_layers=DEFAULT_STYLE_LAYERS, content_layers=DEFAULT_CONTENT_LAYERS,
+                 **rest):
+    """RunSettings with every unset value at its default (a notebook's way in; run.py parses into this).
+
+    style_blend_weights: one per style image (style_count of them), normalised to sum 1; equal when None."""
     max_epochs = MAX_EPOCHS_PER_SCALE if max_epochs is None else max_epochs
-    edges = list(scales) if scales else scale_edges(long_edge, optimizer)
+    edges = list(scales) if scales else scale_edges(long_edge, optimizer, output_edge)
     budgets = list(scale_epochs) if scale_epochs else default_scale_epochs(edges, optimizer, max_epochs)
     content, style, tv = loss_weights(model, optimizer, content_weight, style_weight, tv_weight)
     return RunSettings(
         model=model, optimizer=optimizer,
         style=StyleSettings(content_weight=content, style_weight=style, tv_weight=tv,
-                            lr=default_lr(optimizer) if lr is None else lr),
+                            lr=default_lr(optimizer) if lr is None else lr, style_layers=tuple(style_layers),
+                            content_layers=tuple(content_layers),
+                            style_blend=blend_weights(style_blend_weights, style_count)),
         init=default_init(optimizer) if init is None else init,
         scales=tuple(Scale(edge, min(epochs, max_epochs)) for edge, epochs in zip(edges, budgets)),
         stop_eps=default_stop_eps(optimizer) if stop_eps is None else stop_eps, **rest)

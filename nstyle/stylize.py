@@ -53,10 +53,23 @@ class StylizeResult:
     scales: tuple  # ScaleResult per scale run
 
 
-def scale_images(content_rgb, style_rgb, long_edge):
-    """Content at long_edge and the style image resized to its shape, preprocessed."""
+def scale_images(content_rgb, style_rgbs, long_edge, style_scale=None):
+    """Content at long_edge and the style images preprocessed: each resized to the content's shape (style_scale None,
+    the example's way) or to style_scale × long_edge on its long edge, keeping its aspect."""
     content = imageio.resize_long_edge(content_rgb, long_edge)
-    return imageio.preprocess(content), imageio.preprocess(imageio.resize_to(style_rgb, content.shape[:2]))
+    return imageio.preprocess(content), [imageio.preprocess(style_at_scale(style_rgb, content.shape[:2], style_scale))
+                                         for style_rgb in style_rgbs]
+
+
+def style_at_scale(style_rgb, content_size, style_scale):
+    """One style image (HxWx3 uint8) as a scale of content_size (height, width) sees it; see scale_images."""
+    if style_scale is None:
+        return imageio.resize_to(style_rgb, content_size)
+    return imageio.resize_long_edge(style_rgb, style_long_edge(max(content_size), style_scale))
+
+
+def style_long_edge(content_long_edge, style_scale):
+    return max(1, round(style_scale * content_long_edge))
 
 
 def upsample(image, shape):
@@ -66,26 +79,33 @@ def upsample(image, shape):
     return np.ascontiguousarray(resized.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
-def starting_image(init, content, style, seed, init_rgb=None):
-    """The first scale's start: "noise" (the example's), "content", "style", or an image (init_rgb) resized."""
+def starting_image(init, content, style_rgb, seed, init_rgb=None, init_noise=0.0):
+    """The first scale's start: "noise" (the example's), "content", "style" (style_rgb stretched to the content's
+    shape), or an image (init_rgb) resized; with init_noise R, (1 − R) × that + R × the noise start."""
     if init == "noise":
-        return initial_image(content.shape, seed)
-    if init == "content":
-        return content.copy()
-    if init == "style":
-        return style.copy()
-    return imageio.preprocess(imageio.resize_to(init_rgb, content.shape[2:]))
+        start = initial_image(content.shape, seed)
+    elif init == "content":
+        start = content.copy()
+    else:
+        start = imageio.preprocess(imageio.resize_to(style_rgb if init == "style" else init_rgb, content.shape[2:]))
+    if init_noise == 0:
+        return start
+    return ((1 - init_noise) * start + init_noise * initial_image(content.shape, seed)).astype(np.float32)
 
 
 def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callable[[Progress], None]] = None,
             save=None, save_every=0, should_stop=None, init_rgb=None, resume=None, keep_weights=False):
-    """Paint content_rgb (HxWx3 uint8) in the style of style_rgb with settings (nstyle.settings.RunSettings).
+    """Paint content_rgb (HxWx3 uint8) in the style of style_rgb (one HxWx3 uint8 image or a list of them, blended
+    by settings.style.style_blend) with settings (nstyle.settings.RunSettings).
 
     save(epoch, image) is called every save_every epochs (epochs counted across scales). should_stop() is asked
     between epochs (Ctrl-C). resume = (scale index, the epoch to go on with there, backend state) continues a run.
     Unless keep_weights, weights.arrays is emptied once a backend holds its own copy (memory).
     """
     started = time.perf_counter()
+    style_rgbs = [style_rgb] if getattr(style_rgb, "ndim", None) == 3 else list(style_rgb)
+    if settings.preserve_colors == "before":
+        style_rgbs = [imageio.match_colors(image, content_rgb) for image in style_rgbs]
     scales = settings.scales
     pixels = [np.prod(imageio.long_edge_size(*content_rgb.shape[:2], scale.long_edge)) for scale in scales]
     shares = [count / pixels[-1] for count in pixels]
@@ -96,12 +116,12 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
         (first_epoch - 1) * shares[first_scale]
     for index in range(first_scale, len(scales)):
         scale = scales[index]
-        content, style = scale_images(content_rgb, style_rgb, scale.long_edge)
+        content, styles = scale_images(content_rgb, style_rgbs, scale.long_edge, settings.style_scale)
         if image is None:
-            start = starting_image(settings.init, content, style, settings.seed, init_rgb)
+            start = starting_image(settings.init, content, style_rgbs[0], settings.seed, init_rgb, settings.init_noise)
         else:
             start = upsample(image, content.shape)
-        backend = create_backend(settings.backend, weights, content, style, settings.style, settings.device, start,
+        backend = create_backend(settings.backend, weights, content, styles, settings.style, settings.device, start,
                                  precision=settings.precision)
         if index == len(scales) - 1 and not keep_weights:
             weights.arrays.clear()  # the last backend holds its own copy
