@@ -219,7 +219,7 @@ def check_style_sizes(paths, style_rgbs, style_scale, long_edge):
     for path, style_rgb in zip(paths, style_rgbs):
         height, width = imageio.long_edge_size(*style_rgb.shape[:2], edge)
         if min(height, width) < MIN_IMAGE_SIDE:
-            needed = memory.smallest_long_edge(min(height, width) / max(height, width)) / long_edge
+            needed = memory.smallest_long_edge(min(style_rgb.shape[:2]) / max(style_rgb.shape[:2])) / long_edge
             raise UsageError(f"--style-scale {style_scale:g} makes the style image {path} {width}x{height} px at the "
                              f"{long_edge} px scale; VGG needs {MIN_IMAGE_SIDE} px on the short side: use "
                              f"--style-scale {math.ceil(needed * 100) / 100:g} or more")

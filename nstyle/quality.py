@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nstyle import imageio
+from nstyle.algorithm import blend_weights
 from nstyle.vgg import CONTENT_LAYER, STYLE_LAYERS, load_weights
 
 SCORE_LONG_EDGE = 256
@@ -33,9 +34,12 @@ class Score:
 
 
 class Scorer:
-    """Scores outputs against one content and style image (HxWx3 uint8 RGB); their features are computed once."""
+    """Scores outputs against one content and style image (HxWx3 uint8 RGB); their features are computed once.
 
-    def __init__(self, content_rgb, style_rgb, weights):
+    style_rgb may be a list of style images with blend weights (normalised to sum 1, equal by default): the style
+    target of each layer is then the blend of their normalised Gram matrices, as a blended run's is."""
+
+    def __init__(self, content_rgb, style_rgb, weights, blend=None):
         import torch  # the measure runs on PyTorch's CPU path whatever backend made the picture
         from nstyle.backends.torch_backend import vgg_layers
         if weights.model_name != "vgg16":
@@ -46,8 +50,12 @@ class Scorer:
         self.content_size = content.shape[:2]
         content_features = self._features(content)
         self.content = content_features[CONTENT_LAYER].flatten()
-        self.style_grams = [self._gram(feature) for feature in self._style_features(
-            imageio.resize_long_edge(style_rgb, SCORE_LONG_EDGE))]
+        style_rgbs = [style_rgb] if getattr(style_rgb, "ndim", None) == 3 else list(style_rgb)
+        per_style = [[self._gram(feature) for feature in self._style_features(
+            imageio.resize_long_edge(image, SCORE_LONG_EDGE))] for image in style_rgbs]
+        blend = blend_weights(blend, len(style_rgbs))
+        self.style_grams = [sum(weight * grams[layer] for weight, grams in zip(blend, per_style))
+                            for layer in range(len(STYLE_LAYERS))]
         self.content_distance = self._style_distance([content_features[name] for name in STYLE_LAYERS])
 
     def _features(self, rgb):

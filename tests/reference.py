@@ -48,12 +48,32 @@ def objective(weights, image, content, style, style_weight, content_weight, tv_w
     """The L-BFGS / Adam objective in float64, written out from its definition (not from nstyle.algorithm):
     style_weight · mean over style layers of ‖G − A‖²/‖A‖² + content_weight · ‖F − P‖²/‖P‖²
     + tv_weight · Σ squared neighbour differences / ‖content‖²."""
-    mine, content_f, style_f = (features(weights, x) for x in (image, content, style))
-    style_terms = [((gram(mine[n]) - gram(style_f[n])) ** 2).sum() / (gram(style_f[n]) ** 2).sum()
-                   for n in STYLE_LAYERS]
-    target = content_f[CONTENT_LAYER]
-    content_term = ((mine[CONTENT_LAYER] - target) ** 2).sum() / (target ** 2).sum()
+    return blended_objective(weights, image, content, [style], [1.0], [(n, 1.0) for n in STYLE_LAYERS],
+                             [(CONTENT_LAYER, 1.0)], style_weight, content_weight, tv_weight)
+
+
+def blended_objective(weights, image, content, styles, blend, style_layers, content_layers, style_weight,
+                      content_weight, tv_weight):
+    """The objective with several style images and chosen layers: each style layer's target A is the blend
+    Σ bₛ · Gₛ / (style s's H·W) · (the image's H·W), the blend weights bₛ summing to 1; each kind's terms are
+    weighted by their layer weights over the sum of those."""
+    mine, content_f = features(weights, image), features(weights, content)
+    style_fs = [features(weights, style) for style in styles]
+
+    def positions(feature):
+        return feature.shape[1] * feature.shape[2]
+
+    style_terms = []
+    for name, _ in style_layers:
+        target = sum(b * gram(f[name]) / positions(f[name]) * positions(mine[name]) for b, f in zip(blend, style_fs))
+        style_terms.append(((gram(mine[name]) - target) ** 2).sum() / (target ** 2).sum())
+    content_terms = [((mine[name] - content_f[name]) ** 2).sum() / (content_f[name] ** 2).sum()
+                     for name, _ in content_layers]
+
+    def weighted_mean(terms, layers):
+        return sum(w * t for (_, w), t in zip(layers, terms)) / sum(w for _, w in layers)
     x = image.astype(np.float64)
     tv = ((x[:, :, 1:] - x[:, :, :-1]) ** 2).sum() + ((x[:, :, :, 1:] - x[:, :, :, :-1]) ** 2).sum()
-    return (style_weight * np.mean(style_terms) + content_weight * content_term
+    return (style_weight * weighted_mean(style_terms, style_layers)
+            + content_weight * weighted_mean(content_terms, content_layers)
             + tv_weight * tv / (content.astype(np.float64) ** 2).sum())

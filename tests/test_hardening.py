@@ -135,6 +135,48 @@ BAD_INPUT = {
     "output is the content image": ({"--output": "{content}"}, 2, "is the --content-image: it would be overwritten",
                                     False),
     "resume without checkpoint": ({"--resume": True}, 2, "--resume: no checkpoint {tmp}/out/o.ckpt.npz", False),
+    "blend weights, too many": ({"--style-blend-weights": ("3", "1")}, 2, "--style-blend-weights gives 2 weights for 1 "
+                                "style image(s); give one per --style-image", True),
+    "blend weight negative": ({"--style-image": ("{style}", "{content}"), "--style-blend-weights": ("1", "-1")}, 2,
+                              "--style-blend-weights must be finite numbers ≥ 0, got -1", False),
+    "blend weights all zero": ({"--style-image": ("{style}", "{content}"), "--style-blend-weights": ("0", "0")}, 2,
+                               "--style-blend-weights are all 0; give at least one positive weight", False),
+    "blend weight NaN": ({"--style-blend-weights": "nan"}, 2, "--style-blend-weights must be finite numbers ≥ 0, "
+                         "got nan", False),
+    "second style image missing": ({"--style-image": ("{style}", "{tmp}/nope.jpg")}, 2,
+                                   "image not found: {tmp}/nope.jpg", False),
+    "unknown colour mode": ({"--preserve-colors": "during"}, 2, "argument --preserve-colors: invalid choice: "
+                            "'during' (choose from 'after', 'before')", True),
+    "style scale zero": ({"--style-scale": "0"}, 2, "--style-scale must be > 0, got 0", False),
+    "style scale negative": ({"--style-scale": "-2"}, 2, "--style-scale must be > 0, got -2", False),
+    "style scale too small for VGG": ({"--style-scale": "0.5"}, 2, "--style-scale 0.5 makes the style image "
+                                      "{style} 8x12 px at the 24 px scale; VGG needs 16 px on the short side: use "
+                                      "--style-scale 0.96 or more", False),
+    "style scale absurd": ({"--style-scale": "1000"}, 2, "--style-scale 1000 makes the style images 24000 px "
+                           "long; use a --style-scale that keeps them within 10000 px", False),
+    "unknown style layer": ({"--style-layers": "relu1_1,relu3_4"}, 2, "--style-layers: unknown layer 'relu3_4' for "
+                            "vgg16; choose from relu1_1, relu1_2, relu2_1, relu2_2, relu3_1, relu3_2, relu3_3, "
+                            "relu4_1, relu4_2, relu4_3, relu5_1", True),
+    "unknown content layer": ({"--content-layers": "conv4_2"}, 2, "--content-layers: unknown layer 'conv4_2' for "
+                              "vgg16; choose from relu1_1", False),
+    "layer weight not a number": ({"--style-layers": "relu1_1:big"}, 2, "--style-layers: weight 'big' of relu1_1 is "
+                                  "not a number; write relu1_1:0.5", False),
+    "layer weight negative": ({"--style-layers": "relu1_1:-1"}, 2, "--style-layers: the weight of relu1_1 must be a "
+                              "finite number ≥ 0, got -1", False),
+    "layer twice": ({"--content-layers": "relu4_2,relu4_2:2"}, 2, "--content-layers: relu4_2 is given twice", False),
+    "layer weights all zero": ({"--style-layers": "relu1_1:0,relu2_1:0"}, 2, "--style-layers: the layer weights are "
+                               "all 0; give at least one positive weight", False),
+    "output size not a size": ({"--output-size": "huge"}, 2, "--output-size 'huge': give original or a long edge in "
+                               "pixels such as 1024", False),
+    "output size zero": ({"--output-size": "0"}, 2, "--output-size must be between 1 and 10000 px, got 0", False),
+    "output size too small for VGG": ({"--output-size": "20"}, 2, "the content image becomes 20x15 px", False),
+    "scales that miss the output size": ({"--output-size": "48", "--scales": "12,24"}, 2,
+                                         "--scales 12,24: give growing long edges that end at --output-size (48)",
+                                         False),
+    "init noise over 1": ({"--init-noise": "1.5"}, 2, "--init-noise must be ≤ 1, got 1.5", False),
+    "init noise negative": ({"--init-noise": "-0.5"}, 2, "--init-noise must be ≥ 0, got -0.5", False),
+    "output is a style image": ({"--style-image": ("{content}", "{style}"), "--output": "{style}"}, 2,
+                                "is the --style-image: it would be overwritten", False),
 }
 
 
@@ -157,15 +199,18 @@ def test_damaged_params_files_fail_with_one_message(tmp_path):
 
 
 def case_argv(bad, flags):
-    """A good tiny run's flags with the case's replaced, added or dropped."""
+    """A good tiny run's flags with the case's replaced, added or dropped (a tuple: a flag's several values)."""
     argv = {"--content-image": bad["content"], "--style-image": bad["style"], "--model-dir": bad["model"],
             "--max-long-edge": "24", "--gpu": "-1", "--output": f"{bad['tmp']}/out/o.png", "--quiet": True}
     for flag, value in flags.items():
         if value is None:
             argv.pop(flag)
+        elif isinstance(value, tuple):
+            argv[flag] = tuple(item.format(**bad) for item in value)
         else:
             argv[flag] = value.format(**bad) if isinstance(value, str) else value
-    return [item for flag, value in argv.items() for item in ([flag] if value is True else [flag, value])]
+    return [item for flag, value in argv.items()
+            for item in ([flag] if value is True else [flag, *value] if isinstance(value, tuple) else [flag, value])]
 
 
 def files_under(folder):
