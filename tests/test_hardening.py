@@ -456,11 +456,14 @@ def signal_when_saving(monkeypatch, epoch, signum):
     monkeypatch.setattr(imageio, "save_image", save_then_signal)
 
 
-@pytest.mark.parametrize("backend", ["mxnet", "torch"])
-def test_interrupted_and_resumed_equals_uninterrupted(backend, tmp_path, pictures, tiny_model_dir, monkeypatch,
-                                                      capsys):
+@pytest.mark.parametrize("backend, creative", [("mxnet", False), ("torch", False), ("mxnet", True)])
+def test_interrupted_and_resumed_equals_uninterrupted(backend, creative, tmp_path, pictures, tiny_model_dir,
+                                                      monkeypatch, capsys):
     flags = ("--backend", backend, "--max-num-epochs", "8", "--save-epochs", "1", "--stop-eps", "0",
              "--seed", "3", "--optimizer", "nag")
+    if creative:  # two styles blended 3 : 1 at their own aspect, the photo's colours, a noisy start, other layers
+        flags += ("--style-image", pictures[1], pictures[0], "--style-blend-weights", "3", "1", "--style-scale",
+                  "1.5", "--preserve-colors", "--init-noise", "0.5", "--style-layers", "relu1_1:2,relu2_1,relu3_1")
     assert tiny_run(pictures, tiny_model_dir, tmp_path / "straight.png", *flags) == 0
 
     output = tmp_path / "o.png"
@@ -496,6 +499,12 @@ def test_resume_refuses_what_would_not_continue_the_run(tmp_path, pictures, tiny
          f"error: --resume: {ckpt} was written with other settings: --lr 0.001 (now 0.002); give the same flags, "
          "or delete the checkpoint to start afresh"),
         (("--resume", "--max-long-edge", "30"), 2, "--max-long-edge 24 (now 30)"),
+        (("--resume", "--style-image", pictures[1], pictures[0]), 2,
+         f"--style-image ['{pictures[1]}'] (now ['{pictures[1]}', '{pictures[0]}']), --style-blend-weights [1.0] "
+         "(now [0.5, 0.5])"),
+        (("--resume", "--style-scale", "2"), 2, "--style-scale None (now 2.0)"),
+        (("--resume", "--preserve-colors", "before"), 2, "--preserve-colors None (now before)"),
+        (("--resume", "--content-layers", "relu3_1"), 2, "--content-layers [['relu4_2', 1.0]] (now [['relu3_1', 1.0]])"),
         (("--resume", "--max-num-epochs", "2"), 2,
          f"error: --resume: {ckpt} is at epoch 2, --max-num-epochs is 2; raise --max-num-epochs to continue"),
     ]
