@@ -84,6 +84,11 @@ def _to_rgb_array(img):
     return np.array(img.convert("RGB"), dtype=np.uint8)
 
 
+def rgb_list(images):
+    """A list of HxWx3 images from one such image or a sequence of them (several style images)."""
+    return [images] if getattr(images, "ndim", None) == 3 else list(images)
+
+
 def long_edge_size(height, width, long_edge):
     """(height, width) with the longer side long_edge pixels, keeping the aspect ratio."""
     if long_edge < 1:

@@ -50,7 +50,7 @@ class Scorer:
         self.content_size = content.shape[:2]
         content_features = self._features(content)
         self.content = content_features[CONTENT_LAYER].flatten()
-        style_rgbs = [style_rgb] if getattr(style_rgb, "ndim", None) == 3 else list(style_rgb)
+        style_rgbs = imageio.rgb_list(style_rgb)
         per_style = [[self._gram(feature) for feature in self._style_features(
             imageio.resize_long_edge(image, SCORE_LONG_EDGE))] for image in style_rgbs]
         blend = blend_weights(blend, len(style_rgbs))

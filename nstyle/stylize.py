@@ -103,7 +103,7 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
     Unless keep_weights, weights.arrays is emptied once a backend holds its own copy (memory).
     """
     started = time.perf_counter()
-    style_rgbs = [style_rgb] if getattr(style_rgb, "ndim", None) == 3 else list(style_rgb)
+    style_rgbs = imageio.rgb_list(style_rgb)
     if settings.preserve_colors == "before":
         style_rgbs = [imageio.match_colors(image, content_rgb) for image in style_rgbs]
     scales = settings.scales
