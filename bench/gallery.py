@@ -90,7 +90,8 @@ def main(argv=None):
     for blend in blends:
         scorer = Scorer(content_rgb, style_rgbs, weights, blend=[float(part) for part in blend.split(":")])
         header = [labelled(Image.fromarray(imageio.resize_long_edge(image, args.size)), text) for image, text in
-                  [(content_rgb, "photo")] + [(image, f"style {index + 1}") for index, image in enumerate(style_rgbs)]]
+                  [(content_rgb, "photo")] + [(image, f"style {index + 1}: {os.path.basename(path)}")
+                                                     for index, (image, path) in enumerate(zip(style_rgbs, args.styles))]]
         rows = [header]
         for color in colors:
             row = []
