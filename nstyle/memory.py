@@ -181,8 +181,9 @@ def smallest_long_edge(aspect):
     return math.ceil(MIN_IMAGE_SIDE / aspect)
 
 
-def advice(problem, backend_name, device, model_name, size, long_edge, available_mb):
-    """One line: what failed at which size, what the memory model predicts, and the largest size it fits."""
+def advice(problem, backend_name, device, model_name, size, long_edge, available_mb, border=0.0):
+    """One line: what failed at which size, what the memory model predicts, and the largest size it fits.
+    size is what is optimised: the picture at long_edge with border × long_edge pixels on every side."""
     height, width = size
     text = f"{problem} at {width}x{height} px (--max-long-edge {long_edge}) on {device}"
     predicted = predicted_peak_mb(backend_name, device, model_name, height, width)
@@ -195,10 +196,11 @@ def advice(problem, backend_name, device, model_name, size, long_edge, available
         return text + "; not even the smallest image fits: close other programs and try again"
     if fits is None or fits >= max(height, width):  # no model here, or it was wrong: other programs took memory?
         return text + "; use a smaller --max-long-edge" + ("" if device == "cpu" else ", or --gpu -1 for the CPU")
+    fits = int(fits / (1 + 2 * border))  # the canvas's long edge back to the picture's
     return text + f"; this machine fits about {fits} px by the memory model: use --max-long-edge {fits} or less"
 
 
-def check_fits(backend_name, device, model_name, size, long_edge, available_mb):
+def check_fits(backend_name, device, model_name, size, long_edge, available_mb, border=0.0):
     """Before binding: RuntimeFailure when the run clearly cannot fit (on Linux the kernel kills it otherwise,
     silently); a warning line when it may not; None when it fits or nothing is known."""
     predicted = predicted_peak_mb(backend_name, device, model_name, *size)
@@ -206,7 +208,7 @@ def check_fits(backend_name, device, model_name, size, long_edge, available_mb):
         return None
     if predicted > available_mb * MEMORY_REFUSAL_FACTOR:
         raise RuntimeFailure(advice("not enough memory", backend_name, device, model_name, size, long_edge,
-                                    available_mb))
+                                    available_mb, border))
     if predicted > available_mb:
         return (f"warning: the memory model predicts {predicted:.0f} MB for this run and {available_mb:.0f} MB is "
                 "free; it may run out of memory")
