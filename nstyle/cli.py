@@ -29,7 +29,8 @@ PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUMBER_RANGES = (("--stop-eps", 0, True), ("--content-weight", 0, True), ("--style-weight", 0, True),
                  ("--tv-weight", 0, True), ("--lr", 0, False), ("--remove-noise", 0, True),
                  ("--max-num-epochs", 1, True), ("--max-long-edge", 1, True), ("--save-epochs", 0, True),
-                 ("--seed", 0, True), ("--threads", 1, True), ("--style-scale", 0, False), ("--init-noise", 0, True))
+                 ("--seed", 0, True), ("--threads", 1, True), ("--border", 0, True), ("--style-scale", 0, False),
+                 ("--init-noise", 0, True))
 
 # A 10000 px square is imageio's input limit; larger sizes would only be upscaled past it, to no use.
 MAX_LONG_EDGE = math.isqrt(imageio.MAX_INPUT_PIXELS)
@@ -91,6 +92,9 @@ def build_parser():
         "scale after --max-long-edge's (default: --max-long-edge)")
     arg("--lr", type=float, help="learning rate: nag %g (×0.9 every 75 epochs), adam %g; lbfgs has none"
         % (defaults.NAG_LR, defaults.ADAM_LR))
+    arg("--border", type=float, help="reflected border optimised around the picture on every side and cut off at "
+        "the end, × the long edge: keeps the network's zero padding from painting a stripe along the edges "
+        "(default: lbfgs and adam %g; nag 0, the example's canvas)" % defaults.BORDER)
     arg("--precision", choices=("auto",) + PRECISIONS, default="auto",
         help="arithmetic of the convolutions: auto = bfloat16 on a CPU with AVX512_BF16 and on NVIDIA GPUs from "
              "Ampere on (torch backend), else float32")
@@ -133,6 +137,8 @@ def check_numbers(args):
             raise UsageError(f"{flag} must be a finite number, got {value}")
         if value < lowest or (value == lowest and not lowest_allowed):
             raise UsageError(f"{flag} must be {'≥' if lowest_allowed else '>'} {lowest}, got {value:g}")
+    if args.border is not None and args.border > defaults.MAX_BORDER:
+        raise UsageError(f"--border must be ≤ {defaults.MAX_BORDER}, got {args.border:g}")
     if args.max_long_edge > MAX_LONG_EDGE:
         raise UsageError(f"--max-long-edge must be ≤ {MAX_LONG_EDGE}, got {args.max_long_edge}")
     if args.init_noise > 1:
@@ -301,8 +307,8 @@ def run_settings_from(args, model_name, device, precision, content_rgb=None):
         model_name, optimizer=args.optimizer, long_edge=args.max_long_edge, scales=edges, scale_epochs=epochs,
         max_epochs=args.max_num_epochs, content_weight=args.content_weight, style_weight=args.style_weight,
         tv_weight=args.tv_weight, lr=args.lr, init=check_init(args.init), stop_eps=args.stop_eps, seed=args.seed,
-        backend=args.backend, device=device, precision=precision, style_count=len(args.style_image),
-        style_blend_weights=args.style_blend_weights,
+        backend=args.backend, device=device, precision=precision, border=args.border,
+        style_count=len(args.style_image), style_blend_weights=args.style_blend_weights,
         style_layers=layer_weights("--style-layers", args.style_layers, model_name, DEFAULT_STYLE_LAYERS),
         content_layers=layer_weights("--content-layers", args.content_layers, model_name, DEFAULT_CONTENT_LAYERS),
         style_scale=args.style_scale, preserve_colors=args.preserve_colors, init_noise=args.init_noise)
@@ -323,7 +329,8 @@ def decisive_settings(args, model_name, settings):
             "max_long_edge": args.max_long_edge, "model": model_name, "backend": args.backend,
             "content_weight": style.content_weight, "style_weight": style.style_weight,
             "tv_weight": style.tv_weight, "lr": style.lr, "optimizer": settings.optimizer,
-            "scales": [scale.long_edge for scale in settings.scales], "precision": settings.precision}
+            "scales": [scale.long_edge for scale in settings.scales], "precision": settings.precision,
+            "border": settings.border}
 
 
 @dataclass(frozen=True)
@@ -336,6 +343,7 @@ class Job:
     style_rgbs: list  # one per --style-image, as read
     init_rgb: Optional[np.ndarray]  # --init PATH, read
     output_shape: tuple  # (1, 3, H, W) at the output's size
+    canvas_shape: tuple  # what is optimised at that size: the output with --border's pixels on every side
     checkpoint_file: str
     saved: Optional[checkpoint.Checkpoint]  # the checkpoint to continue (--resume), else None
 
@@ -354,8 +362,8 @@ def size_flag(args):
 
 
 def memory_advice(problem, args, job, available_mb):
-    return memory.advice(problem, args.backend, job.device, job.model_name, job.output_shape[2:],
-                         job.settings.long_edge, available_mb, size_flag(args))
+    return memory.advice(problem, args.backend, job.device, job.model_name, job.canvas_shape[2:],
+                         job.settings.long_edge, available_mb, job.settings.border, size_flag(args))
 
 
 @contextlib.contextmanager
@@ -408,14 +416,16 @@ def prepare(args):
         check_image_size(imageio.long_edge_size(*content_rgb.shape[:2], scale.long_edge), scale.long_edge)
     for scale in (settings.scales[0], settings.scales[-1]):  # the smallest and the largest style images
         check_style_sizes(args.style_image, style_rgbs, settings.style_scale, scale.long_edge)
+    canvas_shape = (1, 3) + imageio.canvas_size(*content_rgb.shape[:2], settings.long_edge, settings.border)
     decisive = decisive_settings(args, model_name, settings)
     output_shape = (1, 3) + imageio.long_edge_size(*content_rgb.shape[:2], settings.long_edge)
     if saved is not None:
         scale = settings.scales[min(saved.scale, len(settings.scales) - 1)]
         checkpoint.check_resumable(saved, decisive, scale.epochs,
-                                   (1, 3) + imageio.long_edge_size(*content_rgb.shape[:2], scale.long_edge))
+                                   (1, 3) + imageio.canvas_size(*content_rgb.shape[:2], scale.long_edge, settings.border))
     weights = load_weights(model_name, params_path(args.model_dir, model_name))
-    job = Job(model_name, settings, decisive, content_rgb, style_rgbs, init_rgb, output_shape, checkpoint_file, saved)
+    job = Job(model_name, settings, decisive, content_rgb, style_rgbs, init_rgb, output_shape, canvas_shape,
+              checkpoint_file, saved)
     return job, weights, [note for note in (model_note, device_note, precision_note) if note]
 
 
@@ -464,8 +474,8 @@ def stylize(args):
         log.info("%s exists; this run replaces it when it saves", args.output)
     available_mb = memory.available_memory_mb(job.device, args.backend)
     settings = job.settings
-    warning = memory.check_fits(args.backend, job.device, job.model_name, job.output_shape[2:],
-                                settings.long_edge, available_mb, size_flag(args))
+    warning = memory.check_fits(args.backend, job.device, job.model_name, job.canvas_shape[2:],
+                                settings.long_edge, available_mb, settings.border, size_flag(args))
     if warning:
         log.warning(warning)
     style = settings.style

@@ -99,6 +99,19 @@ def long_edge_size(height, width, long_edge):
     return max(1, round(height * scale)), long_edge
 
 
+def border_pixels(long_edge, border):
+    """The canvas's border on each side at long_edge, in pixels: border × long_edge, rounded."""
+    return int(round(border * long_edge))
+
+
+def canvas_size(height, width, long_edge, border):
+    """(height, width) of the canvas optimised at long_edge: the picture plus border × long_edge pixels on
+    every side."""
+    inner_height, inner_width = long_edge_size(height, width, long_edge)
+    pixels = border_pixels(long_edge, border)
+    return inner_height + 2 * pixels, inner_width + 2 * pixels
+
+
 def resize_long_edge(image, long_edge):
     """Scale so that the longer side is long_edge pixels, keeping the aspect ratio."""
     return resize_to(image, long_edge_size(*image.shape[:2], long_edge))

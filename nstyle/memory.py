@@ -181,9 +181,11 @@ def smallest_long_edge(aspect):
     return math.ceil(MIN_IMAGE_SIDE / aspect)
 
 
-def advice(problem, backend_name, device, model_name, size, long_edge, available_mb, flag="--max-long-edge"):
-    """One line: what failed at which size, what the memory model predicts, and the largest size it fits. flag:
-    the option that set the size (--max-long-edge, or --output-size)."""
+def advice(problem, backend_name, device, model_name, size, long_edge, available_mb, border=0.0,
+           flag="--max-long-edge"):
+    """One line: what failed at which size, what the memory model predicts, and the largest size it fits.
+    size is what is optimised: the picture at long_edge with border × long_edge pixels on every side. flag: the
+    option that set the size (--max-long-edge, or --output-size)."""
     height, width = size
     text = f"{problem} at {width}x{height} px ({flag} {long_edge}) on {device}"
     predicted = predicted_peak_mb(backend_name, device, model_name, height, width)
@@ -196,10 +198,11 @@ def advice(problem, backend_name, device, model_name, size, long_edge, available
         return text + "; not even the smallest image fits: close other programs and try again"
     if fits is None or fits >= max(height, width):  # no model here, or it was wrong: other programs took memory?
         return text + f"; use a smaller {flag}" + ("" if device == "cpu" else ", or --gpu -1 for the CPU")
+    fits = int(fits / (1 + 2 * border))  # the canvas's long edge back to the picture's
     return text + f"; this machine fits about {fits} px by the memory model: use {flag} {fits} or less"
 
 
-def check_fits(backend_name, device, model_name, size, long_edge, available_mb, flag="--max-long-edge"):
+def check_fits(backend_name, device, model_name, size, long_edge, available_mb, border=0.0, flag="--max-long-edge"):
     """Before binding: RuntimeFailure when the run clearly cannot fit (on Linux the kernel kills it otherwise,
     silently); a warning line when it may not; None when it fits or nothing is known."""
     predicted = predicted_peak_mb(backend_name, device, model_name, *size)
@@ -207,7 +210,7 @@ def check_fits(backend_name, device, model_name, size, long_edge, available_mb, 
         return None
     if predicted > available_mb * MEMORY_REFUSAL_FACTOR:
         raise RuntimeFailure(advice("not enough memory", backend_name, device, model_name, size, long_edge,
-                                    available_mb, flag))
+                                    available_mb, border, flag))
     if predicted > available_mb:
         return (f"warning: the memory model predicts {predicted:.0f} MB for this run and {available_mb:.0f} MB is "
                 "free; it may run out of memory")

@@ -7,6 +7,9 @@ image resized so its long edge is 256 px (area averaging, anti-aliased), RGB min
 - content_similarity = cosine similarity of the flattened relu4_2 maps of output and content image.
 The bar (issue 9): the example's published picture scores 0.25 / 0.53; a result meets the bar with
 style_ratio ≤ 0.25 and content_similarity ≥ 0.53.
+- border_stripe (issue 10), on the picture as it is: per side, the largest channel difference (0–255) between
+  the mean colour of the outer 2 rows (or columns) and that of rows 3–6 just inside; the worst side counts.
+  Photos and paintings score ≤ 4 at full size (≈ 8 downscaled to 256 px); a result ≤ BAR_BORDER_STRIPE.
 """
 from dataclasses import dataclass
 
@@ -19,6 +22,27 @@ from nstyle.vgg import CONTENT_LAYER, STYLE_LAYERS, load_weights
 SCORE_LONG_EDGE = 256
 BAR_STYLE_RATIO = 0.25
 BAR_CONTENT_SIMILARITY = 0.53
+BAR_BORDER_STRIPE = 8.0
+STRIPE_ROWS, INSIDE_ROWS = 2, 4  # the outer rows, and the rows just inside them they are compared with
+
+
+def border_stripes(rgb):
+    """{side: largest channel difference between the outer STRIPE_ROWS rows' mean colour and the next
+    INSIDE_ROWS rows'} for an HxWx3 picture; sides top, bottom, left, right."""
+    planes = np.asarray(rgb, dtype=np.float64)
+    sides = {"top": planes, "bottom": planes[::-1], "left": planes.transpose(1, 0, 2),
+             "right": planes.transpose(1, 0, 2)[::-1]}
+    stripes = {}
+    for name, rows in sides.items():
+        outer = rows[:STRIPE_ROWS].mean(axis=(0, 1))
+        inner = rows[STRIPE_ROWS:STRIPE_ROWS + INSIDE_ROWS].mean(axis=(0, 1))
+        stripes[name] = float(np.abs(outer - inner).max())
+    return stripes
+
+
+def border_stripe(rgb):
+    """The worst side of border_stripes: the issue's one number."""
+    return max(border_stripes(rgb).values())
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ class RunSettings:
     style_scale: Optional[float] = None  # None: each style image stretched to the content's shape (the example)
     preserve_colors: Optional[str] = None  # None, "after" (at save time: imageio.keep_content_colors) or "before"
     init_noise: float = 0.0  # R: the start is (1 − R) × init + R × the noise start
+    border: float = 0.0  # reflected border optimised around the picture, × the long edge per side, then cut off
 
     @property
     def long_edge(self):
@@ -69,6 +70,18 @@ def default_optimizer(device):
 
 def default_init(optimizer):
     return "noise" if optimizer == "nag" else "content"
+
+
+# A border of reflected pixels optimised around the picture and cut off at the end: VGG's zero padding makes
+# the outermost rows differ from those just inside (a stripe along the edges, issue 10); optimised as interior
+# pixels, the picture's own edges lose it. × the long edge on each side, at every scale. bench/NOTES.md.
+BORDER = 0.06
+MAX_BORDER = 0.25
+
+
+def default_border(optimizer):
+    """L-BFGS and Adam: BORDER. NAG keeps the example's canvas (its loop stays the article's)."""
+    return 0.0 if optimizer == "nag" else BORDER
 
 
 def default_stop_eps(optimizer):
@@ -113,7 +126,7 @@ def default_lr(optimizer):
 
 def run_settings(model, optimizer="lbfgs", long_edge=512, scales: Optional[list] = None,
                  scale_epochs: Optional[list] = None, max_epochs=None, content_weight=None, style_weight=None,
-                 tv_weight=None, lr=None, init=None, stop_eps=None, output_edge=None, style_count=1,
+                 tv_weight=None, lr=None, init=None, stop_eps=None, border=None, output_edge=None, style_count=1,
                  style_blend_weights=None, style_layers=DEFAULT_STYLE_LAYERS, content_layers=DEFAULT_CONTENT_LAYERS,
                  **rest):
     """RunSettings with every unset value at its default (a notebook's way in; run.py parses into this).
@@ -131,7 +144,8 @@ def run_settings(model, optimizer="lbfgs", long_edge=512, scales: Optional[list]
                             style_blend=blend_weights(style_blend_weights, style_count)),
         init=default_init(optimizer) if init is None else init,
         scales=tuple(Scale(edge, min(epochs, max_epochs)) for edge, epochs in zip(edges, budgets)),
-        stop_eps=default_stop_eps(optimizer) if stop_eps is None else stop_eps, **rest)
+        stop_eps=default_stop_eps(optimizer) if stop_eps is None else stop_eps,
+        border=default_border(optimizer) if border is None else border, **rest)
 
 
 def default_precision(backend_name, device):

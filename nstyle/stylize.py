@@ -53,19 +53,35 @@ class StylizeResult:
     scales: tuple  # ScaleResult per scale run
 
 
-def scale_images(content_rgb, style_rgbs, long_edge, style_scale=None):
-    """Content at long_edge and the style images preprocessed: each resized to the content's shape (style_scale None,
-    the example's way) or to style_scale × long_edge on its long edge, keeping its aspect."""
-    content = imageio.resize_long_edge(content_rgb, long_edge)
-    return imageio.preprocess(content), [imageio.preprocess(style_at_scale(style_rgb, content.shape[:2], style_scale))
-                                         for style_rgb in style_rgbs]
+def with_border(planes, border):
+    """An HxWxC array with border pixels reflected onto every side (the edge pixel itself not repeated)."""
+    if border == 0:
+        return planes
+    return cv2.copyMakeBorder(planes, border, border, border, border, cv2.BORDER_REFLECT_101)
 
 
-def style_at_scale(style_rgb, content_size, style_scale):
-    """One style image (HxWx3 uint8) as a scale of content_size (height, width) sees it; see scale_images."""
+def inside(image, border):
+    """The picture inside a (1, 3, H, W) canvas: the border cut off again."""
+    if border == 0:
+        return image
+    return np.ascontiguousarray(image[:, :, border:-border, border:-border])
+
+
+def scale_images(content_rgb, style_rgbs, long_edge, border=0, style_scale=None):
+    """The canvas at long_edge: the content with its reflected border, and the style images, each resized to the
+    canvas's shape (style_scale None, the example's way) or to style_scale × long_edge on its long edge, keeping
+    its aspect; all preprocessed."""
+    content = with_border(imageio.resize_long_edge(content_rgb, long_edge), border)
+    return imageio.preprocess(content), [imageio.preprocess(style_at_scale(style_rgb, content.shape[:2], long_edge,
+                                                                           style_scale)) for style_rgb in style_rgbs]
+
+
+def style_at_scale(style_rgb, canvas_size, long_edge, style_scale):
+    """One style image (HxWx3 uint8) as the scale of long_edge, whose canvas is canvas_size (height, width), sees
+    it; see scale_images."""
     if style_scale is None:
-        return imageio.resize_to(style_rgb, content_size)
-    return imageio.resize_long_edge(style_rgb, style_long_edge(max(content_size), style_scale))
+        return imageio.resize_to(style_rgb, canvas_size)
+    return imageio.resize_long_edge(style_rgb, style_long_edge(long_edge, style_scale))
 
 
 def style_long_edge(content_long_edge, style_scale):
@@ -73,21 +89,24 @@ def style_long_edge(content_long_edge, style_scale):
 
 
 def upsample(image, shape):
-    """A mean-subtracted (1, 3, h, w) image resized bicubically to (1, 3, H, W): the next scale's start."""
-    planes = image[0].transpose(1, 2, 0)
-    resized = cv2.resize(planes, (shape[3], shape[2]), interpolation=cv2.INTER_CUBIC)
-    return np.ascontiguousarray(resized.transpose(2, 0, 1)[None], dtype=np.float32)
+    """A mean-subtracted (1, 3, h, w) canvas resized bicubically to (1, 3, H, W): the next scale's start (its
+    border, optimised too, grows with the picture)."""
+    planes = cv2.resize(image[0].transpose(1, 2, 0), (shape[3], shape[2]), interpolation=cv2.INTER_CUBIC)
+    return np.ascontiguousarray(planes.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
-def starting_image(init, content, style_rgb, seed, init_rgb=None, init_noise=0.0):
-    """The first scale's start: "noise" (the example's), "content", "style" (style_rgb stretched to the content's
-    shape), or an image (init_rgb) resized; with init_noise R, (1 − R) × that + R × the noise start."""
+def starting_image(init, content, style_rgb, seed, init_rgb=None, border=0, init_noise=0.0):
+    """The first scale's start on the canvas: "noise" (the example's), "content", or a picture — "style"
+    (style_rgb) or an image (init_rgb) — stretched to the picture's shape and given the canvas's border; with
+    init_noise R, (1 − R) × that + R × the noise start."""
     if init == "noise":
         start = initial_image(content.shape, seed)
     elif init == "content":
         start = content.copy()
     else:
-        start = imageio.preprocess(imageio.resize_to(style_rgb if init == "style" else init_rgb, content.shape[2:]))
+        height, width = content.shape[2] - 2 * border, content.shape[3] - 2 * border
+        picture = style_rgb if init == "style" else init_rgb
+        start = imageio.preprocess(with_border(imageio.resize_to(picture, (height, width)), border))
     if init_noise == 0:
         return start
     return ((1 - init_noise) * start + init_noise * initial_image(content.shape, seed)).astype(np.float32)
@@ -107,20 +126,24 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
     if settings.preserve_colors == "before":
         style_rgbs = [imageio.match_colors(image, content_rgb) for image in style_rgbs]
     scales = settings.scales
-    pixels = [np.prod(imageio.long_edge_size(*content_rgb.shape[:2], scale.long_edge)) for scale in scales]
+    borders = [imageio.border_pixels(scale.long_edge, settings.border) for scale in scales]
+    pixels = [np.prod(imageio.canvas_size(*content_rgb.shape[:2], scale.long_edge, settings.border))
+              for scale in scales]
     shares = [count / pixels[-1] for count in pixels]
     total_work = sum(scale.epochs * share for scale, share in zip(scales, shares))
     first_scale, first_epoch, state = (0, 1, None) if resume is None else resume
-    image, results, total_epochs = None, [], 0
+    canvas, image, results, total_epochs = None, None, [], 0
     work = sum(scale.epochs * share for scale, share in zip(scales[:first_scale], shares)) + \
         (first_epoch - 1) * shares[first_scale]
     for index in range(first_scale, len(scales)):
         scale = scales[index]
-        content, styles = scale_images(content_rgb, style_rgbs, scale.long_edge, settings.style_scale)
+        border = borders[index]
+        content, styles = scale_images(content_rgb, style_rgbs, scale.long_edge, border, settings.style_scale)
         if image is None:
-            start = starting_image(settings.init, content, style_rgbs[0], settings.seed, init_rgb, settings.init_noise)
+            start = starting_image(settings.init, content, style_rgbs[0], settings.seed, init_rgb, border,
+                                   settings.init_noise)
         else:
-            start = upsample(image, content.shape)
+            start = upsample(canvas, content.shape)
         backend = create_backend(settings.backend, weights, content, styles, settings.style, settings.device, start,
                                  precision=settings.precision)
         if index == len(scales) - 1 and not keep_weights:
@@ -133,25 +156,25 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
         pixel_share = shares[index]
         counted = {"epochs": 0}
 
-        def on_epoch(epoch, change, picture, index=index, scale=scale, pixel_share=pixel_share):
+        def on_epoch(epoch, change, picture, index=index, scale=scale, pixel_share=pixel_share, border=border):
             nonlocal work
             work += pixel_share
             counted["epochs"] += 1
             if callback is not None:
                 callback(Progress(index, len(scales), scale.long_edge, epoch, scale.epochs, change, work,
-                                  total_work, time.perf_counter() - started, picture))
+                                  total_work, time.perf_counter() - started, inside(picture, border)))
 
         offset = sum(earlier.epochs for earlier in scales[:index])  # saves count epochs across scales
 
-        def save_at(epoch, picture, offset=offset):
-            save(offset + epoch, picture)
+        def save_at(epoch, picture, offset=offset, border=border):
+            save(offset + epoch, inside(picture, border))
 
         result = optimize(backend, scale.epochs, settings.stop_eps, save_every, save_at if save else None,
                           first_epoch=begin, should_stop=should_stop, optimizer=settings.optimizer,
                           settings=settings.style, on_epoch=on_epoch)
         total_epochs += result.epochs
-        image = result.image
-        results.append(ScaleResult(scale.long_edge, content.shape[2], content.shape[3], result.epochs,
+        canvas, image = result.image, inside(result.image, border)
+        results.append(ScaleResult(scale.long_edge, image.shape[2], image.shape[3], result.epochs,
                                    result.stop_reason, result.seconds))
         last_scale = index == len(scales) - 1
         if result.stop_reason in ("interrupted", "non-finite") or last_scale:

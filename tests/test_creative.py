@@ -141,9 +141,10 @@ def test_style_scale_keeps_each_styles_aspect_at_every_scale(tiny_weights, pictu
         seen.append((content.shape[2:], [image.shape[2:] for image in styles]))
         return create_backend(name, weights, content, styles, *rest, **options)
     monkeypatch.setattr(nstyle.stylize, "create_backend", recording)
-    for style_scale, expected in ((None, [((18, 24), [(18, 24)]), ((36, 48), [(36, 48)])]),
-                                  (2.0, [((18, 24), [(48, 34)]), ((36, 48), [(96, 67)])]),
-                                  (1.0, [((18, 24), [(24, 17)]), ((36, 48), [(48, 34)])])):
+    # The canvas is the picture (18x24, 36x48) with a reflected border of 1 and 3 px (settings.BORDER).
+    for style_scale, expected in ((None, [((20, 26), [(20, 26)]), ((42, 54), [(42, 54)])]),
+                                  (2.0, [((20, 26), [(48, 34)]), ((42, 54), [(96, 67)])]),
+                                  (1.0, [((20, 26), [(24, 17)]), ((42, 54), [(48, 34)])])):
         seen.clear()
         chosen = settings.run_settings("vgg16", "lbfgs", 48, scales=[24, 48], scale_epochs=[1, 1], backend="mxnet",
                                        style_scale=style_scale)
@@ -201,7 +202,8 @@ def test_output_size_is_the_last_scale_optimised(tmp_path, pictures, tiny_model_
     monkeypatch.setitem(memory.MEMORY_MODELS, ("mxnet", "cpu", "vgg16"), memory.MemoryModel(100.0, 1e9))
     monkeypatch.setattr(memory, "available_memory_mb", lambda device, backend: 1000.0 + 1e9 * 24 * 32 / 1e6)
     assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--output-size", "original") == 1
-    assert "error: not enough memory at 40x30 px (--output-size 40) on cpu" in capsys.readouterr().err
+    # 40x30 px with its 2 px border on every side: 44x34 px optimised.
+    assert "error: not enough memory at 44x34 px (--output-size 40) on cpu" in capsys.readouterr().err
 
 
 def test_init_noise_blends_the_start_with_noise():

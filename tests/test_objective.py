@@ -6,7 +6,7 @@ import reference
 from conftest import smooth_image
 from nstyle import algorithm, imageio, optimizers, settings
 from nstyle.backends import BACKENDS, create_backend
-from nstyle.stylize import stylize, upsample
+from nstyle.stylize import inside, stylize, upsample, with_border
 from nstyle.train import optimize
 
 WEIGHTS = dict(content_weight=2.0, style_weight=5.0, tv_weight=0.3)
@@ -174,7 +174,7 @@ def test_upsample_keeps_a_smooth_image():
 
 def test_stylize_runs_each_scale_and_reports_progress(tiny_weights, pictures):
     content, style = (imageio.load_image(path) for path in pictures)
-    run = settings.run_settings("vgg16", "lbfgs", 48, scales=[24, 48], scale_epochs=[5, 3], backend="mxnet")
+    run = settings.run_settings("vgg16", "lbfgs", 48, scales=[24, 48], scale_epochs=[5, 3], backend="mxnet", border=0)
     seen = []
     result = stylize(content, style, tiny_weights, run, callback=seen.append, keep_weights=True)
     assert [(p.long_edge, p.epoch) for p in seen] == [(24, e) for e in range(1, 6)] + [(48, e) for e in range(1, 4)]
@@ -198,3 +198,35 @@ def test_stylize_resumes_mid_scale_exactly(tiny_weights, pictures):
     assert first.stop_reason == "interrupted" and (first.scale_index, first.last_epoch) == (1, 2)
     resumed = stylize(content, style, tiny_weights, run, resume=(1, 3, first.state), keep_weights=True)
     np.testing.assert_array_equal(resumed.image, straight.image)
+
+
+def test_a_border_is_optimised_around_the_picture_and_cut_off(tiny_weights, pictures):
+    content, style = (imageio.load_image(path) for path in pictures)
+    run = settings.run_settings("vgg16", "lbfgs", 48, scales=[24, 48], scale_epochs=[3, 2], backend="mxnet",
+                                border=0.1)
+    seen, saved = [], []
+    result = stylize(content, style, tiny_weights, run, callback=seen.append, keep_weights=True,
+                     save=lambda epoch, image: saved.append(image.shape), save_every=1)
+    # Everything handed out is the picture (36x48 at the end); the canvas, 0.1 × the long edge larger on every
+    # side (2 px at 24 px, 5 px at 48 px), is what is optimised.
+    assert result.image.shape[2:] == (36, 48) and [(s.height, s.width) for s in result.scales] == [(18, 24), (36, 48)]
+    assert {p.image.shape[2:] for p in seen[:3]} == {(18, 24)} and saved[-1] == (1, 3, 36, 48)
+    assert seen[-1].work == pytest.approx(3 * (22 * 28) / (46 * 58) + 2)  # work counts the canvas's pixels
+    without = stylize(content, style, tiny_weights, settings.run_settings(
+        "vgg16", "lbfgs", 48, scales=[24, 48], scale_epochs=[3, 2], backend="mxnet", border=0), keep_weights=True)
+    assert not np.allclose(result.image, without.image, atol=1.0)  # the border changes the painting at its edges
+
+
+def test_border_reflects_the_picture_and_inside_cuts_it_off_again():
+    picture = smooth_image(6, 9, seed=4)[0].transpose(1, 2, 0)
+    canvas = with_border(picture, 3)
+    assert canvas.shape == (12, 15, 3)
+    np.testing.assert_array_equal(canvas[:3, 3:-3], picture[3:0:-1])  # mirrored about the edge row, not repeated
+    np.testing.assert_array_equal(canvas[3:-3, -3:], picture[:, -2:-5:-1])
+    np.testing.assert_array_equal(inside(canvas.transpose(2, 0, 1)[None], 3)[0].transpose(1, 2, 0), picture)
+    assert imageio.border_pixels(200, 0.08) == 16 and imageio.canvas_size(300, 400, 200, 0.08) == (150 + 32, 200 + 32)
+
+
+def test_defaults_give_lbfgs_and_adam_a_border_and_nag_the_examples_canvas():
+    assert settings.run_settings("vgg16", "lbfgs").border == settings.run_settings("vgg16", "adam").border == 0.06
+    assert settings.run_settings("vgg16", "nag").border == 0
