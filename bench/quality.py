@@ -2,7 +2,7 @@
 
 Runs the sample pair under each configuration (each in its own process, with the same threads), scores the
 picture every --every epochs at the output's size with nstyle.quality (the scoring is left out of the clock), and
-writes DIR/quality.csv (configuration, epoch, scale, seconds, style_ratio, content_similarity), DIR/report.md
+writes DIR/quality.csv (configuration, epoch, scale, seconds, style_ratio, content_similarity, border_stripe), DIR/report.md
 (the time each configuration first meets the bar, and its figures at the end), DIR/quality_vs_time.png and
 DIR/pictures.png (each configuration's picture when it first met the bar, or its last one; each also in
 DIR/pictures/). Only pictures at the
@@ -105,7 +105,8 @@ def work(args):
         met = final_scale and score.meets()
         row = {"configuration": name, "epoch": epoch, "long_edge": long_edge, "output_size": final_scale,
                "seconds": seconds - spent["scoring"], "style_ratio": score.style_ratio,
-               "content_similarity": score.content_similarity, "meets_bar": met}
+               "content_similarity": score.content_similarity, "border_stripe": quality.border_stripe(picture),
+               "meets_bar": met}
         if met and not spent["met"]:
             spent["met"] = True
             imageio.save_image(os.path.join(args.out, "pictures", f"{name}-bar.jpg"), picture)

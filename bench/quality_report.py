@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from nstyle.files import atomic_write
-from nstyle.quality import BAR_CONTENT_SIMILARITY, BAR_STYLE_RATIO
+from nstyle.quality import BAR_BORDER_STRIPE, BAR_CONTENT_SIMILARITY, BAR_STYLE_RATIO
 
 
 def summary(frame, names):
@@ -33,7 +33,9 @@ def summary(frame, names):
                      "bar_content_similarity": float(met.content_similarity.iloc[0]) if len(met) else None,
                      "last_seconds": float(last.seconds), "last_epoch": int(last.epoch),
                      "last_style_ratio": float(last.style_ratio),
-                     "last_content_similarity": float(last.content_similarity)})
+                     "last_content_similarity": float(last.content_similarity),
+                     # results from before the border stripe was measured lack the column
+                     "last_border_stripe": float(last.get("border_stripe", float("nan")))})
     return pd.DataFrame(rows)
 
 
@@ -130,19 +132,21 @@ def write_quality_report(out_dir, names=None):
              "(nstyle/quality.py; the example's published picture scores 0.25 / 0.53), at the output's size. Seconds "
              "count from the start of the run (every scale's set-up included, image loading and scoring not). "
              "*× peer* divides by the peer's seconds to the bar; *whole run × peer* divides the configuration's whole "
-             "run (what a user waits for) by the same.", "",
+             "run (what a user waits for) by the same. *Border stripe*: quality.border_stripe of the last picture (issue "
+             f"10; ≤ {BAR_BORDER_STRIPE:g} wanted, photos score ≤ 4 at full size).", "",
              "| configuration | what | epochs to the bar | seconds to the bar | × peer | last epoch | whole run s | "
-             "whole run × peer | last style ratio | last content similarity |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "whole run × peer | last style ratio | last content similarity | last border stripe |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in table.itertuples():
         if row.status != "ok":
-            lines.append(f"| {row.configuration} | {CONFIGURATIONS[row.configuration][0]} | failed | | | | | | | |")
+            lines.append(f"| {row.configuration} | {CONFIGURATIONS[row.configuration][0]} | failed | | | | | | | | |")
             continue
         met = row.bar_seconds is not None and row.bar_seconds == row.bar_seconds
         lines.append(f"| {row.configuration} | {CONFIGURATIONS[row.configuration][0]} | "
                      f"{int(row.bar_epoch) if met else '—'} | {fmt(row.bar_seconds, 1) if met else '—'} | "
                      f"{times_peer(row.bar_seconds) if met else '—'} | {row.last_epoch} | {row.last_seconds:.1f} | "
                      f"{times_peer(row.last_seconds)} | {row.last_style_ratio:.3f} | "
-                     f"{row.last_content_similarity:.3f} |")
+                     f"{row.last_content_similarity:.3f} | {fmt(row.last_border_stripe, 1)} |")
     plot(frame, names, out_dir)
     pictures(table, out_dir, "bar")
     pictures(table, out_dir, "last")

@@ -106,6 +106,8 @@ BAD_INPUT = {
     "noise negative": ({"--remove-noise": "-0.2"}, 2, "--remove-noise must be ≥ 0, got -0.2", False),
     "seed negative": ({"--seed": "-1"}, 2, "--seed must be ≥ 0, got -1", False),
     "threads zero": ({"--threads": "0"}, 2, "--threads must be ≥ 1, got 0", False),
+    "border negative": ({"--border": "-0.5"}, 2, "--border must be ≥ 0, got -0.5", False),
+    "border wider than the picture allows": ({"--border": "0.3"}, 2, "--border must be ≤ 0.25, got 0.3", False),
     "unknown model": ({"--model": "vgg99"}, 2, "argument --model: invalid choice: 'vgg99' (choose from 'vgg16', "
                       "'vgg19'); see run.py --help", True),
     "unknown backend": ({"--backend": "tensorflow"}, 2, "argument --backend: invalid choice: 'tensorflow'", False),
@@ -277,6 +279,17 @@ def test_memory_model_predicts_the_committed_measurements_within_the_margin():
         predicted = memory.predicted_peak_mb(row.backend, "cpu", row.model, row.height, row.width)
         # Within the margin run.py allows before it refuses a run: a refused run would not have fitted.
         assert abs(predicted - row.peak_mem_mb) < (memory.MEMORY_REFUSAL_FACTOR - 1) * row.peak_mem_mb, row
+
+
+def test_memory_advice_names_the_pictures_size_not_the_canvases():
+    """The memory model sees the canvas (the picture and its --border); the advised --max-long-edge is the
+    picture's."""
+    available = 3000.0
+    canvas_edge = memory.largest_long_edge(available, "mxnet", "cpu", "vgg16", 0.75)
+    line = memory.advice("not enough memory", "mxnet", "cpu", "vgg16", (3000, 4000), 4000, available, border=0.06)
+    assert f"use --max-long-edge {int(canvas_edge / 1.12)} or less" in line
+    assert f"use --max-long-edge {canvas_edge} or less" in memory.advice(
+        "not enough memory", "mxnet", "cpu", "vgg16", (3000, 4000), 4000, available)
 
 
 def test_a_containers_memory_limit_counts(tmp_path):

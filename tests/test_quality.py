@@ -45,8 +45,8 @@ def test_quality_bench_end_to_end(tmp_path, pictures, tiny_model_dir):
     process = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=300)
     assert process.returncode == 0, process.stderr[-3000:]
     frame = pd.read_csv(out / "quality.csv")
-    assert list(frame.columns[:8]) == ["configuration", "epoch", "long_edge", "output_size", "seconds",
-                                       "style_ratio", "content_similarity", "meets_bar"]
+    assert list(frame.columns[:9]) == ["configuration", "epoch", "long_edge", "output_size", "seconds",
+                                       "style_ratio", "content_similarity", "border_stripe", "meets_bar"]
     assert set(frame.configuration) == {"example", "default", "peer"}
     example = frame[frame.configuration == "example"]
     assert list(example.epoch) == [2, 4]  # every 2 epochs, and the last
@@ -56,4 +56,17 @@ def test_quality_bench_end_to_end(tmp_path, pictures, tiny_model_dir):
     assert "| peer |" in report and "| default |" in report and "whole run × peer" in report
     for name in ("quality_vs_time.png", "pictures.png", "summary.csv", "machine.json"):
         assert (out / name).is_file()
-    assert np.isfinite(frame.style_ratio).all()
+    assert np.isfinite(frame.style_ratio).all() and np.isfinite(frame.border_stripe).all()
+    assert "| last border stripe |" in report
+
+
+def test_border_stripe_is_the_worst_sides_largest_channel_step():
+    picture = np.full((20, 30, 3), 100, np.uint8)
+    assert quality.border_stripe(picture) == 0.0
+    picture[:2, :, 1] = 110  # a green stripe along the top, 2 rows
+    picture[:, -1, 0] = 93  # a red step in the last column: its mean over the outer 2 columns is 3.5 lower
+    assert quality.border_stripes(picture) == {"top": 10.0, "bottom": 0.0, "left": 0.0,
+                                               "right": 3.5}
+    assert quality.border_stripe(picture) == 10.0
+    picture[2:6, :, 1] = 110  # the same colour 6 rows deep is the picture, not a stripe
+    assert quality.border_stripes(picture)["top"] == 0.0
