@@ -402,13 +402,13 @@ def test_a_run_that_cannot_fit_is_refused_before_binding(tmp_path, pictures, tin
     monkeypatch.setattr(memory, "available_memory_mb", lambda device, backend: 700.0)
     with monkeypatch.context() as patch:
         patch.setattr(nstyle.stylize, "create_backend", None)  # never reached
-        assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--max-long-edge", "40") == 1
+        assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--max-long-edge", "40", "--border", "0") == 1
     assert capsys.readouterr().err == (
         "error: not enough memory at 40x30 px (--max-long-edge 40) on cpu: mxnet with vgg16 needs about 1,300 MB "
         "by the memory model, 700 MB is free; this machine fits about 28 px by the memory model: "
         "use --max-long-edge 28 or less\n")
     assert not (tmp_path / "o.png").exists()
-    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--max-long-edge", "28",
+    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--max-long-edge", "28", "--border", "0",
                     "--max-num-epochs", "1") == 0  # what the message recommends runs
     assert "memory" not in capsys.readouterr().err
 
