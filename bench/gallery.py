@@ -56,6 +56,11 @@ def command(args, blend, color, style_scale, output):
     return line + ([] if color == "none" else ["--preserve-colors", color])
 
 
+def shown(part):
+    """A command-line word as the README prints it: paths relative to the project."""
+    return os.path.relpath(part, PROJECT_DIR) if os.path.isabs(part) else part
+
+
 def labelled(picture, text):
     """The picture with a white strip of text above it."""
     canvas = Image.new("RGB", (picture.width, picture.height + LABEL_HEIGHT), "white")
@@ -98,7 +103,7 @@ def main(argv=None):
             for style_scale in scales:
                 output = os.path.join(args.out, picture_name(blend, color, style_scale) + ".jpg")
                 line = command(args, blend, color, style_scale, output)
-                print(" ".join(shlex.quote(part) for part in line), flush=True)
+                print(" ".join(shlex.quote(shown(part)) for part in line), flush=True)
                 started = time.perf_counter()
                 subprocess.run(line, cwd=PROJECT_DIR, check=True)
                 seconds = time.perf_counter() - started
