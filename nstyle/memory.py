@@ -185,7 +185,8 @@ def advice(problem, backend_name, device, model_name, size, long_edge, available
     """One line: what failed at which size, what the memory model predicts, and the largest size it fits.
     size is what is optimised: the picture at long_edge with border × long_edge pixels on every side."""
     height, width = size
-    text = f"{problem} at {width}x{height} px (--max-long-edge {long_edge}) on {device}"
+    text = f"{problem} at {width}x{height} px (--max-long-edge {long_edge}{' and its --border' if border else ''}) " \
+           f"on {device}"
     predicted = predicted_peak_mb(backend_name, device, model_name, height, width)
     if predicted is not None and available_mb is not None:
         text += (f": {backend_name} with {model_name} needs about {predicted:,.0f} MB by the memory model, "

@@ -81,15 +81,13 @@ def upsample(image, shape):
     return np.ascontiguousarray(planes.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
-def starting_image(init, content, style, seed, init_rgb=None, border=0):
-    """The first scale's start on the canvas: "noise" (the example's), "content", "style", or an image
-    (init_rgb) resized to the picture and given the canvas's border."""
+def starting_image(init, content, seed, init_rgb=None, border=0):
+    """The first scale's start on the canvas: "noise" (the example's), "content", or an image (init_rgb: the
+    style image for "style", or --init's file) resized to the picture and given the canvas's border."""
     if init == "noise":
         return initial_image(content.shape, seed)
     if init == "content":
         return content.copy()
-    if init == "style":
-        return style.copy()
     height, width = content.shape[2] - 2 * border, content.shape[3] - 2 * border
     return imageio.preprocess(with_border(imageio.resize_to(init_rgb, (height, width)), border))
 
@@ -118,7 +116,8 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
         border = borders[index]
         content, style = scale_images(content_rgb, style_rgb, scale.long_edge, border)
         if image is None:
-            start = starting_image(settings.init, content, style, settings.seed, init_rgb, border)
+            start = starting_image(settings.init, content, settings.seed,
+                                   style_rgb if settings.init == "style" else init_rgb, border)
         else:
             start = upsample(canvas, content.shape)
         backend = create_backend(settings.backend, weights, content, style, settings.style, settings.device, start,
