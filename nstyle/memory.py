@@ -187,7 +187,8 @@ def advice(problem, backend_name, device, model_name, size, long_edge, available
     size is what is optimised: the picture at long_edge with border × long_edge pixels on every side. flag: the
     option that set the size (--max-long-edge, or --output-size)."""
     height, width = size
-    text = f"{problem} at {width}x{height} px ({flag} {long_edge}) on {device}"
+    text = f"{problem} at {width}x{height} px ({flag} {long_edge}{' and its --border' if border else ''}) " \
+           f"on {device}"
     predicted = predicted_peak_mb(backend_name, device, model_name, height, width)
     if predicted is not None and available_mb is not None:
         text += (f": {backend_name} with {model_name} needs about {predicted:,.0f} MB by the memory model, "

@@ -95,9 +95,9 @@ def upsample(image, shape):
     return np.ascontiguousarray(planes.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
-def starting_image(init, content, style_rgb, seed, init_rgb=None, border=0, init_noise=0.0):
-    """The first scale's start on the canvas: "noise" (the example's), "content", or a picture — "style"
-    (style_rgb) or an image (init_rgb) — stretched to the picture's shape and given the canvas's border; with
+def starting_image(init, content, seed, init_rgb=None, border=0, init_noise=0.0):
+    """The first scale's start on the canvas: "noise" (the example's), "content", or an image (init_rgb: the
+    style image for "style", or --init's file) resized to the picture and given the canvas's border; with
     init_noise R, (1 − R) × that + R × the noise start."""
     if init == "noise":
         start = initial_image(content.shape, seed)
@@ -105,8 +105,7 @@ def starting_image(init, content, style_rgb, seed, init_rgb=None, border=0, init
         start = content.copy()
     else:
         height, width = content.shape[2] - 2 * border, content.shape[3] - 2 * border
-        picture = style_rgb if init == "style" else init_rgb
-        start = imageio.preprocess(with_border(imageio.resize_to(picture, (height, width)), border))
+        start = imageio.preprocess(with_border(imageio.resize_to(init_rgb, (height, width)), border))
     if init_noise == 0:
         return start
     return ((1 - init_noise) * start + init_noise * initial_image(content.shape, seed)).astype(np.float32)
@@ -140,8 +139,8 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
         border = borders[index]
         content, styles = scale_images(content_rgb, style_rgbs, scale.long_edge, border, settings.style_scale)
         if image is None:
-            start = starting_image(settings.init, content, style_rgbs[0], settings.seed, init_rgb, border,
-                                   settings.init_noise)
+            start = starting_image(settings.init, content, settings.seed,
+                                   style_rgbs[0] if settings.init == "style" else init_rgb, border, settings.init_noise)
         else:
             start = upsample(canvas, content.shape)
         backend = create_backend(settings.backend, weights, content, styles, settings.style, settings.device, start,

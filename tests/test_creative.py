@@ -203,13 +203,13 @@ def test_output_size_is_the_last_scale_optimised(tmp_path, pictures, tiny_model_
     monkeypatch.setattr(memory, "available_memory_mb", lambda device, backend: 1000.0 + 1e9 * 24 * 32 / 1e6)
     assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--output-size", "original") == 1
     # 40x30 px with its 2 px border on every side: 44x34 px optimised.
-    assert "error: not enough memory at 44x34 px (--output-size 40) on cpu" in capsys.readouterr().err
+    assert "error: not enough memory at 44x34 px (--output-size 40 and its --border) on cpu" in capsys.readouterr().err
 
 
 def test_init_noise_blends_the_start_with_noise():
     content = smooth_image(*SHAPE[2:], seed=30)
     noise = algorithm.initial_image(SHAPE, seed=5)
-    blended = starting_image("content", content, None, 5, init_noise=0.6)
+    blended = starting_image("content", content, 5, init_noise=0.6)
     np.testing.assert_allclose(blended, 0.4 * content + 0.6 * noise, rtol=1e-6, atol=1e-4)
-    np.testing.assert_array_equal(starting_image("content", content, None, 5, init_noise=0.0), content)
-    np.testing.assert_array_equal(starting_image("content", content, None, 5, init_noise=1.0), noise)
+    np.testing.assert_array_equal(starting_image("content", content, 5, init_noise=0.0), content)
+    np.testing.assert_array_equal(starting_image("content", content, 5, init_noise=1.0), noise)

@@ -397,18 +397,19 @@ def test_other_failures_are_not_called_out_of_memory(tmp_path, pictures, tiny_mo
 
 
 def test_a_run_that_cannot_fit_is_refused_before_binding(tmp_path, pictures, tiny_model_dir, monkeypatch, capsys):
-    # A model where the picture at 40 px (40x30) needs 1,300 MB and 700 MB is free: refused, 28 px recommended.
+    # A model where the canvas at 40 px (the 40x30 picture and its 2 px border: 44x34) needs 1,596 MB and 700 MB
+    # is free: refused; 24 px recommended (a 26 px canvas).
     monkeypatch.setitem(memory.MEMORY_MODELS, ("mxnet", "cpu", "vgg16"), memory.MemoryModel(100.0, 1e6))
     monkeypatch.setattr(memory, "available_memory_mb", lambda device, backend: 700.0)
     with monkeypatch.context() as patch:
         patch.setattr(nstyle.stylize, "create_backend", None)  # never reached
-        assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--max-long-edge", "40", "--border", "0") == 1
+        assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--max-long-edge", "40") == 1
     assert capsys.readouterr().err == (
-        "error: not enough memory at 40x30 px (--max-long-edge 40) on cpu: mxnet with vgg16 needs about 1,300 MB "
-        "by the memory model, 700 MB is free; this machine fits about 28 px by the memory model: "
-        "use --max-long-edge 28 or less\n")
+        "error: not enough memory at 44x34 px (--max-long-edge 40 and its --border) on cpu: mxnet with vgg16 needs "
+        "about 1,596 MB by the memory model, 700 MB is free; this machine fits about 24 px by the memory model: "
+        "use --max-long-edge 24 or less\n")
     assert not (tmp_path / "o.png").exists()
-    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--max-long-edge", "28", "--border", "0",
+    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--max-long-edge", "24",
                     "--max-num-epochs", "1") == 0  # what the message recommends runs
     assert "memory" not in capsys.readouterr().err
 
