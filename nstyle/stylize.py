@@ -153,12 +153,10 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
             backend.load_state(state)
             begin, state = first_epoch, None
         pixel_share = shares[index]
-        counted = {"epochs": 0}
 
         def on_epoch(epoch, change, picture, index=index, scale=scale, pixel_share=pixel_share, border=border):
             nonlocal work
             work += pixel_share
-            counted["epochs"] += 1
             if callback is not None:
                 callback(Progress(index, len(scales), scale.long_edge, epoch, scale.epochs, change, work,
                                   total_work, time.perf_counter() - started, inside(picture, border)))
