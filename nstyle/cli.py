@@ -288,6 +288,13 @@ def prepare(args):
     init_rgb = imageio.load_image(args.init) if check_init(args.init) not in (None, "noise", "content", "style") \
         else None
     content_rgb, style_rgb = imageio.load_image(args.content_image), imageio.load_image(args.style_image)
+    job, weights, notes = prepare_loaded(args, model_name, content_rgb, style_rgb, init_rgb, saved, checkpoint_file)
+    return job, weights, [note for note in [model_note] + notes if note]
+
+
+def prepare_loaded(args, model_name, content_rgb, style_rgb, init_rgb, saved, checkpoint_file):
+    """The checks and choices that need the images and the machine that runs (the batch makes them on its node):
+    (Job, weights, lines to log)."""
     use_cpu_threads(args.backend, args.threads)  # before the framework's first import: MXNet reads it then
     device, device_note = choose_device(args.gpu, args.backend)
     precision, precision_note = choose_precision(args.precision, args.backend, device)
@@ -303,12 +310,16 @@ def prepare(args):
                                    (1, 3) + imageio.long_edge_size(*content_rgb.shape[:2], scale.long_edge))
     weights = load_weights(model_name, params_path(args.model_dir, model_name))
     job = Job(model_name, settings, decisive, content_rgb, style_rgb, init_rgb, output_shape, checkpoint_file, saved)
-    return job, weights, [note for note in (model_note, device_note, precision_note) if note]
+    return job, weights, [note for note in (device_note, precision_note) if note]
+
+
+def remove_noise_strength(args):
+    """--remove-noise, or the optimizer's default (args.optimizer resolved)."""
+    return defaults.REMOVE_NOISE[args.optimizer] if args.remove_noise is None else args.remove_noise
 
 
 def save_output(args, path, image):
-    strength = defaults.REMOVE_NOISE[args.optimizer] if args.remove_noise is None else args.remove_noise
-    imageio.save_image(path, imageio.postprocess(image), strength, args.denoise_method)
+    imageio.save_image(path, imageio.postprocess(image), remove_noise_strength(args), args.denoise_method)
 
 
 class ProgressBar:
@@ -384,11 +395,7 @@ def finish(args, job, result, stop):
         return stop.exit_code
     checkpoint.remove_checkpoint(job.checkpoint_file)  # the run has ended: nothing is left to resume
     if result.stop_reason == "non-finite":
-        kept = (f"from epoch {result.last_epoch}" if result.last_epoch else
-                "the starting image: no epoch ended finite")
-        raise RuntimeFailure(f"the loss became NaN or infinite at epoch {result.last_epoch + 1}; saved the last "
-                             f"finite image ({kept}) to {args.output}; lower --lr (now {job.settings.style.lr:g}) "
-                             "or the loss weights")
+        raise RuntimeFailure(non_finite_message(job, result, args.output))
     scales = job.settings.scales
     last = scales[-1]
     if result.stop_reason == "converged":
@@ -397,16 +404,26 @@ def finish(args, job, result, stop):
         why = f"reached --max-num-epochs {last.epochs}"
     else:
         why = f"ran its {last.epochs} epochs at {last.long_edge} px"
-    # Epochs of the whole run: a resumed run's earlier scales ran their budgets before the interruption.
-    first_scale = 0 if job.saved is None else job.saved.scale
-    total = sum(scale.epochs for scale in scales[:first_scale]) + sum(s.epochs for s in result.scales[:-1]) + \
-        result.last_epoch
+    total = run_epochs(job, result)
     if job.saved is not None:
         why += f"; {result.epochs} after --resume"
     per_scale = ", ".join(f"{scale.epochs} at {scale.long_edge} px" for scale in result.scales)
     log.info("done: %d epochs (%s; %s) in %.1f s, %s, peak RSS %.0f MB -> %s", total, why, per_scale,
              result.seconds, job.settings.precision, memory.peak_rss_mb(), args.output)
     return 0
+
+
+def non_finite_message(job, result, output):
+    kept = f"from epoch {result.last_epoch}" if result.last_epoch else "the starting image: no epoch ended finite"
+    return (f"the loss became NaN or infinite at epoch {result.last_epoch + 1}; saved the last finite image ({kept}) "
+            f"to {output}; lower --lr (now {job.settings.style.lr:g}) or the loss weights")
+
+
+def run_epochs(job, result):
+    """Epochs of the whole run: a resumed run's earlier scales ran their budgets before the interruption."""
+    first_scale = 0 if job.saved is None else job.saved.scale
+    return sum(scale.epochs for scale in job.settings.scales[:first_scale]) + \
+        sum(scale.epochs for scale in result.scales[:-1]) + result.last_epoch
 
 
 def main(argv=None):
