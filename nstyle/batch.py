@@ -44,7 +44,7 @@ PAIR_FLAGS = ("--content-image", "--style-image")  # a job's pair: --content-ima
 COLUMNS = ("job", "content_image", "style_image", "output", "flags", "model", "backend", "optimizer", "precision",
            "max_long_edge", "scales", "content_weight", "style_weight", "tv_weight", "lr", "node", "node_ip",
            "hostname", "device", "threads", "seconds", "peak_mem_mb", "mem_kind", "epochs", "stop_reason",
-           "style_ratio", "content_similarity", "status", "error")
+           "style_ratio", "content_similarity", "resumed", "status", "error")
 SLUG_LENGTH = 60  # a job's flags in its file name up to this length, else a hash of them
 THUMBNAIL_EDGE = 256  # the contact sheet's cells
 
@@ -227,6 +227,8 @@ def run_job(args, content_rgb, style_rgb, init_rgb, saved, score):
                                              checkpoint.checkpoint_path(args.output))
         row.update({key: value for key, value in job.decisive.items() if key in COLUMNS})
         row["scales"] = ",".join(map(str, job.decisive["scales"]))
+        if saved is not None:
+            row["resumed"] = f"scale {saved.scale + 1} epoch {saved.epoch}"
         available_mb = memory.available_memory_mb(job.device, args.backend)
         memory.check_fits(args.backend, job.device, model_name, job.output_shape[2:], args.max_long_edge,
                           available_mb)
@@ -243,7 +245,8 @@ def run_job(args, content_rgb, style_rgb, init_rgb, saved, score):
                    status="ok")
         outcome["picture"] = picture
         if result.stop_reason == "interrupted":
-            row["status"] = "interrupted"
+            row.update(status="interrupted", error=f"stopped after epoch {result.last_epoch} of scale "
+                       f"{result.scale_index + 1}; a rerun continues from its checkpoint")
             outcome["checkpoint"] = dict(state=result.state, epoch=result.last_epoch, settings=job.decisive,
                                          arguments=vars(args), scale=result.scale_index)
         elif result.stop_reason == "non-finite":
@@ -392,9 +395,7 @@ class Driver:
         while self.pending or self.running:
             while self.pending and len(self.running) < 2 * slots:
                 self.submit(self.pending.pop(0), options, score)
-            if self.running:
-                ready, _ = self.ray.wait(list(self.running), num_returns=1)
-                self.collect(ready[0])
+            self.collect_next()
 
     def stop(self):
         """Ctrl-C: unstarted jobs are cancelled, running ones save their image and a checkpoint (a second Ctrl-C
@@ -403,8 +404,15 @@ class Driver:
         for ref in list(self.running):
             self.ray.cancel(ref)  # a running job gets it as SIGINT: it finishes its epoch and returns its state
         while self.running:
-            ready, _ = self.ray.wait(list(self.running), num_returns=1)
-            self.collect(ready[0])
+            self.collect_next()
+
+    def collect_next(self):
+        """Record the next job that ends. Ray's wait in short slices: Ctrl-C reaches Python between them."""
+        while self.running:
+            ready, _ = self.ray.wait(list(self.running), num_returns=1, timeout=0.5)
+            if ready:
+                self.collect(ready[0])
+                return
 
 
 def contact_sheet(out_dir, jobs, rows):
