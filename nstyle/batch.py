@@ -15,7 +15,7 @@ Ctrl-C left a checkpoint and continues from it. A job that fails (a bad image, o
 one-line error and the batch goes on; Ray retries a task only when its worker or node died (--max-retries),
 never for an error the job itself raised.
 """
-import argparse
+import contextlib
 import glob
 import hashlib
 import io
@@ -62,7 +62,7 @@ class BatchJob:
 
 
 def build_arg_parser():
-    parser = cli.Parser(prog="python -m nstyle.batch", description=__doc__.splitlines()[0],
+    parser = cli.Parser(prog="python -m nstyle.batch", description=__doc__.splitlines()[0], allow_abbrev=False,
                         epilog="Any other flag is run.py's (python run.py --help) and applies to every job; the "
                                "batch sets " + ", ".join(MANAGED_FLAGS) + " itself.")
     arg = parser.add_argument
@@ -308,15 +308,29 @@ def job_row(job, **fields):
 
 class Driver:
     """Submits the jobs to Ray a few ahead of the free slots (the images travel in Ray's object store, so a folder
-    of a thousand frames is not all in memory at once), records each result as it comes."""
+    of a thousand frames is not all in memory at once), records each result as it comes. Ray is started or joined
+    at the first job whose inputs could be read: a rerun whose jobs all fail on their inputs starts none."""
 
-    def __init__(self, ray, args, jobs, run_flags, rows, bar):
-        self.ray, self.args, self.run_flags, self.rows, self.bar = ray, args, run_flags, rows, bar
-        self.jobs = jobs
+    def __init__(self, args, jobs, run_flags, rows, bar, stack):
+        self.args, self.jobs, self.run_flags, self.rows, self.bar, self.stack = args, jobs, run_flags, rows, bar, stack
+        self.ray, self.remote, self.options, self.slots = None, None, None, 1
         self.pending = []  # jobs not yet submitted
         self.running = {}  # object ref -> (job, its run.py arguments)
         self.images = {}  # path -> object ref of the decoded image (a style image serves many jobs)
         self.failed = 0
+
+    def connect(self):
+        started = time.perf_counter()
+        self.ray = self.stack.enter_context(ray_cluster.connected(self.args.address, self.args.num_cpus))
+        resources = self.ray.cluster_resources()
+        self.bar.write(f"Ray: {len(ray_cluster.alive_nodes(self.ray))} node(s), {resources.get('CPU', 0):g} CPUs, "
+                       f"{resources.get('GPU', 0):g} GPUs ({time.perf_counter() - started:.1f} s to start or join)",
+                       file=sys.stderr)
+        self.remote = self.ray.remote(run_job)
+        self.options, self.slots = self.task_options()
+        # Retries only where Ray sees a worker or node die; the job's own errors are rows, never exceptions.
+        self.options.update(max_retries=self.args.max_retries, retry_exceptions=False)
+        self.connected_at = time.perf_counter()
 
     def task_options(self):
         resources = self.ray.cluster_resources()
@@ -332,16 +346,12 @@ class Driver:
                              f"(the largest has {max(node_cpus):g})")
         return dict(num_cpus=per_job), int(sum(cpus // per_job for cpus in node_cpus))
 
-    def image(self, path):
-        if path not in self.images:
-            self.images[path] = self.ray.put(imageio.load_image(path))
-        return self.images[path]
-
-    def submit(self, job, options, score):
-        """Read the job's inputs here (a bad image is a failed row at once, without a task) and submit it."""
+    def submit(self, job):
+        """Read the job's inputs here (a bad image is a failed row at once, without Ray) and submit it."""
         args = run_arguments(job, self.run_flags, self.args.out)
         try:
-            content, style = self.image(job.content_image), self.image(job.style_image)
+            images = {path: self.images.get(path) or imageio.load_image(path)
+                      for path in (job.content_image, job.style_image)}
             init_rgb = imageio.load_image(args.init) if args.init not in (None, "noise", "content", "style") \
                 else None
             saved = None
@@ -350,7 +360,14 @@ class Driver:
         except NStyleError as error:
             self.record(job, {"row": dict(status="failed", error=str(error))})
             return
-        ref = self.remote.options(**options).remote(args, content, style, init_rgb, saved, score)
+        if self.ray is None:
+            self.connect()
+        for path, image in images.items():
+            if path not in self.images:
+                self.images[path] = self.ray.put(image)
+        ref = self.remote.options(**self.options).remote(args, self.images[job.content_image],
+                                                         self.images[job.style_image], init_rgb, saved,
+                                                         not self.args.no_quality)
         self.running[ref] = (job, args)
 
     def record(self, job, outcome):
@@ -386,15 +403,10 @@ class Driver:
         self.record(job, outcome)
 
     def run(self, to_run):
-        self.remote = self.ray.remote(run_job)
-        options, slots = self.task_options()
-        # Retries only where Ray sees a worker or node die; the job's own errors are rows, never exceptions.
-        options.update(max_retries=self.args.max_retries, retry_exceptions=False)
-        score = not self.args.no_quality
         self.pending = list(to_run)
         while self.pending or self.running:
-            while self.pending and len(self.running) < 2 * slots:
-                self.submit(self.pending.pop(0), options, score)
+            while self.pending and len(self.running) < 2 * self.slots:
+                self.submit(self.pending.pop(0))
             self.collect_next()
 
     def stop(self):
@@ -471,22 +483,22 @@ def run_batch(args, run_flags):
     print(f"{len(jobs)} jobs: {len(jobs) - len(to_run)} done earlier, {len(to_run)} to run", file=sys.stderr)
     interrupted = False
     if to_run:
-        started = time.perf_counter()
-        with ray_cluster.connected(args.address, args.num_cpus) as ray:
-            print(f"Ray: {len(ray_cluster.alive_nodes(ray))} node(s), {ray.cluster_resources().get('CPU', 0):g} "
-                  f"CPUs, {ray.cluster_resources().get('GPU', 0):g} GPUs ({time.perf_counter() - started:.1f} s to "
-                  "connect)", file=sys.stderr)
-            bar = tqdm(total=len(to_run), unit="job", desc="batch", disable=args.quiet, dynamic_ncols=True)
-            driver = Driver(ray, args, jobs, run_flags, rows, bar)
+        with contextlib.ExitStack() as stack:
+            bar = stack.enter_context(tqdm(total=len(to_run), unit="job", desc="batch", disable=args.quiet,
+                                           dynamic_ncols=True))
+            driver = Driver(args, jobs, run_flags, rows, bar, stack)
             try:
                 driver.run(to_run)
+                ran = [rows[job.name] for job in to_run if rows.get(job.name, {}).get("seconds") not in (None, "")]
+                if driver.ray is not None:  # what Ray and the batch add to the jobs' own time (README: overhead)
+                    bar.write(f"{len(ran)} jobs ran in {time.perf_counter() - driver.connected_at:.1f} s of wall "
+                              f"time after Ray was up; their own stylization "
+                              f"{sum(float(row['seconds']) for row in ran):.1f} s", file=sys.stderr)
             except KeyboardInterrupt:
                 interrupted = True
                 bar.write("interrupted: running jobs save their image and a checkpoint; Ctrl-C again quits at once",
                           file=sys.stderr)
                 driver.stop()
-            finally:
-                bar.close()
     contact_sheet(args.out, jobs, rows)
     done = sum(is_done(job, rows, args.out) for job in jobs)
     print(f"{done} of {len(jobs)} jobs done; manifest {os.path.join(args.out, MANIFEST)}, contact sheet "

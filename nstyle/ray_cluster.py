@@ -19,8 +19,9 @@ ADDRESS_HELP = ("a running Ray cluster: auto (the one `ray start` runs on this m
 
 @contextlib.contextmanager
 def connected(address=None, num_cpus=None):
-    """Ray, connected for the duration: to the cluster at address, or to a local one on the loopback interface
-    (nothing is reachable from outside) with num_cpus CPUs (None: all) and the GPUs Ray finds."""
+    """Ray, connected for the duration: to the cluster at address, or to a local one with num_cpus CPUs (None:
+    all) and the GPUs Ray finds. Ray binds a local one to this machine's address, not to 127.0.0.1 (ray.init turns
+    a loopback address into that), behind Ray's token authentication."""
     import ray
     options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     try:
@@ -28,8 +29,7 @@ def connected(address=None, num_cpus=None):
             ray.init(address=address, **options)
         else:
             # The workers import nstyle from this checkout, whatever the current folder.
-            ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1",
-                     runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
+            ray.init(num_cpus=num_cpus, runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
                          filter(None, [PROJECT_DIR, os.environ.get("PYTHONPATH")]))}}, **options)
     except (ConnectionError, ValueError, RuntimeError) as error:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
