@@ -43,7 +43,7 @@ PAIR_FLAGS = ("--content-image", "--style-image")  # a job's pair: --content-ima
 # The manifest's columns, in this order.
 COLUMNS = ("job", "content_image", "style_image", "output", "flags", "model", "backend", "optimizer", "precision",
            "max_long_edge", "scales", "content_weight", "style_weight", "tv_weight", "lr", "node", "node_ip",
-           "hostname", "device", "threads", "seconds", "peak_mem_mb", "mem_kind", "epochs", "stop_reason",
+           "hostname", "device", "threads", "seconds", "peak_mem_mb", "mem_kind", "rss_start_mb", "epochs", "stop_reason",
            "style_ratio", "content_similarity", "resumed", "status", "error")
 SLUG_LENGTH = 60  # a job's flags in its file name up to this length, else a hash of them
 THUMBNAIL_EDGE = 256  # the contact sheet's cells
@@ -216,10 +216,11 @@ def run_job(args, content_rgb, style_rgb, init_rgb, saved, score):
     from nstyle.interrupt import StopOnSignal
     from nstyle.stylize import stylize
 
-    memory.reset_peak_rss()  # this worker may have run other jobs: the peak is this job's alone
+    memory.reset_peak_rss()  # this worker may have run other jobs: the peak starts from what they left resident
     gpu_ids = ray.get_gpu_ids()
     args.threads, args.gpu = ray_cluster.assigned_threads(), ("0" if gpu_ids else "-1")  # Ray's CUDA_VISIBLE_DEVICES
-    row = dict(ray_cluster.this_node(), threads=args.threads, device=f"gpu{gpu_ids[0]}" if gpu_ids else "cpu")
+    row = dict(ray_cluster.this_node(), threads=args.threads, device=f"gpu{gpu_ids[0]}" if gpu_ids else "cpu",
+               rss_start_mb=memory.process_memory_mb("VmRSS"))
     outcome = {"row": row, "picture": None, "checkpoint": None, "log": None}
     try:
         model_name, _ = cli.choose_model(args)
@@ -260,8 +261,9 @@ def run_job(args, content_rgb, style_rgb, init_rgb, saved, score):
 
 
 def peak_memory(gpu_ids, backend_name):
-    """The job's peak: PyTorch's allocation counter on a GPU (a fresh process per GPU job), else the RSS peak.
-    MXNet has no GPU peak counter (see bench/worker.py): none there."""
+    """The job's peak: PyTorch's allocation counter on a GPU (a fresh process per GPU job), else the RSS peak of
+    the worker process, which Ray reuses for the next CPU job: rss_start_mb says what earlier jobs left resident
+    (framework pools, the quality measure's network). MXNet has no GPU peak counter (bench/worker.py): none."""
     if not gpu_ids:
         return {"peak_mem_mb": memory.peak_rss_mb(), "mem_kind": "rss"}
     if backend_name == "mxnet":
