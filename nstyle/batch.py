@@ -15,6 +15,7 @@ Ctrl-C left a checkpoint and continues from it. A job that fails (a bad image, o
 one-line error and the batch goes on; Ray retries a task only when its worker or node died (--max-retries),
 never for an error the job itself raised.
 """
+import collections
 import contextlib
 import glob
 import hashlib
@@ -47,6 +48,7 @@ COLUMNS = ("job", "content_image", "style_image", "output", "flags", "model", "b
            "style_ratio", "content_similarity", "resumed", "status", "error")
 SLUG_LENGTH = 60  # a job's flags in its file name up to this length, else a hash of them
 THUMBNAIL_EDGE = 256  # the contact sheet's cells
+SHEET_ROWS, SHEET_COLUMNS = 40, 20  # a sheet shows the first contents and styles (a JPEG ends at 65,535 px)
 
 
 @dataclass(frozen=True)
@@ -319,6 +321,7 @@ class Driver:
         self.pending = []  # jobs not yet submitted
         self.running = {}  # object ref -> (job, its run.py arguments)
         self.images = {}  # path -> object ref of the decoded image (a style image serves many jobs)
+        self.uses = collections.Counter()  # path -> jobs not yet submitted that read it; at 0 its ref is dropped
         self.failed = 0
 
     def connect(self):
@@ -360,6 +363,7 @@ class Driver:
             if os.path.exists(checkpoint.checkpoint_path(args.output)):  # an interrupted earlier run: continue it
                 saved, args.resume = checkpoint.load_checkpoint(checkpoint.checkpoint_path(args.output)), True
         except NStyleError as error:
+            self.release({job.content_image, job.style_image})
             self.record(job, {"row": dict(status="failed", error=str(error))})
             return
         if self.ray is None:
@@ -371,6 +375,14 @@ class Driver:
                                                          self.images[job.style_image], init_rgb, saved,
                                                          not self.args.no_quality)
         self.running[ref] = (job, args)
+        self.release(images)
+
+    def release(self, paths):
+        """A job has its images: drop the refs no later job needs (a task holds its own; Ray frees the rest)."""
+        for path in paths:
+            self.uses[path] -= 1
+            if self.uses[path] <= 0:
+                self.images.pop(path, None)
 
     def record(self, job, outcome):
         """Write what a job returned: its output, its checkpoint (interrupted) or none, its manifest row."""
@@ -406,6 +418,7 @@ class Driver:
 
     def run(self, to_run):
         self.pending = list(to_run)
+        self.uses.update(path for job in to_run for path in {job.content_image, job.style_image})
         while self.pending or self.running:
             while self.pending and len(self.running) < 2 * self.slots:
                 self.submit(self.pending.pop(0))
@@ -431,10 +444,11 @@ class Driver:
 
 def contact_sheet(out_dir, jobs, rows):
     """DIR/contact_sheet.jpg: the style images across the top, the content images down the left, each result
-    where its row and column meet (a failed job's cell says so)."""
+    where its row and column meet (a failed job's cell says so); the first SHEET_ROWS × SHEET_COLUMNS of them."""
     from matplotlib.figure import Figure
-    contents = list(dict.fromkeys(job.content_image for job in jobs))
-    columns = list(dict.fromkeys((job.style_image, job.flags) for job in jobs))
+    contents = list(dict.fromkeys(job.content_image for job in jobs))[:SHEET_ROWS]
+    columns = list(dict.fromkeys((job.style_image, job.flags) for job in jobs))[:SHEET_COLUMNS]
+    jobs = [job for job in jobs if job.content_image in contents and (job.style_image, job.flags) in columns]
     figure = Figure(figsize=(2.2 * (len(columns) + 1), 2.2 * (len(contents) + 1)), dpi=100)
     grid = figure.subplots(len(contents) + 1, len(columns) + 1, squeeze=False)
     for axes in grid.flat:
