@@ -143,6 +143,7 @@ def test_killing_a_worker_node_mid_batch_loses_no_job(tmp_path, inputs, cluster)
     while not (out / batch.MANIFEST).exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     cluster.remove_node(victim, allow_graceful=False)  # while the other jobs run: three nodes, six jobs
+    cluster.wait_for_nodes()  # until Ray counts it dead: the later tests see two nodes
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err[-3000:]
     rows = manifest(out)
