@@ -191,3 +191,33 @@ def test_bench_on_ray_gives_the_rows_of_the_local_bench(tmp_path, inputs, cluste
         assert row[same].to_dict() == local.iloc[0][same].to_dict()
         assert json.loads(row["machine_json"])["label"] == row["machine"]
     assert "## Settings" in (tmp_path / "ray" / "report.md").read_text()
+
+
+def test_ctrl_c_saves_checkpoints_and_the_rerun_continues_them(tmp_path, inputs, cluster, capsys):
+    out = tmp_path / "out"
+    argv = ["--content-images", inputs / "contents" / "photo0.png", "--style-images", inputs / "styles",
+            "--out", out, "--address", cluster.address, "--cpus-per-job", "1", "--model-dir", inputs / "model",
+            "--no-quality", "--quiet", "--optimizer", "adam", "--max-long-edge", "64", "--scale-epochs", "300"]
+    process = subprocess.Popen([sys.executable, "-m", "nstyle.batch", *map(str, argv)], cwd=PROJECT,
+                               stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:  # the driver says so once Ray is up; then both jobs start, one per node
+        if line.startswith("Ray: "):
+            break
+    time.sleep(6)
+    process.send_signal(subprocess.signal.SIGINT)
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == 130, err
+    rows = manifest(out)
+    # A job still in its set-up when Ctrl-C came has nothing to save and no row: it simply runs next time.
+    assert len(rows) >= 1 and (rows["status"] == "interrupted").all(), rows[["status", "error"]]
+    assert rows["error"].str.contains("a rerun continues from its checkpoint").all()
+    for name in rows.index:
+        assert (out / f"{name}.ckpt.npz").exists() and (out / f"{name}.jpg").exists()
+
+    code, err = run_batch(capsys, *argv)
+    assert code == 0, err
+    resumed = manifest(out)
+    assert len(resumed) == 2 and (resumed["status"] == "ok").all()
+    assert resumed.loc[rows.index, "resumed"].str.startswith("scale 1 epoch ").all()
+    assert (resumed["epochs"] == 300).all()  # the whole run's epochs, the interrupted part included
+    assert not list(out.glob("*.ckpt.npz"))
