@@ -197,7 +197,7 @@ def check_run_flags(run_flags):
 # ---------------------------------------------------------------------------------------------------- on a node
 
 def picture_and_scores(args, job, result, score):
-    """The picture as it is saved (denoised as run.py saves it) and its quality scores (or Nones)."""
+    """The picture as it is saved (denoised as run.py saves it) and its quality scores ({} without them)."""
     picture = imageio.denoise(imageio.postprocess(result.image), cli.remove_noise_strength(args), args.denoise_method)
     weights_file = os.path.join(ray_cluster.PROJECT_DIR, "model", "vgg16.params")
     if not score or not os.path.isfile(weights_file):
