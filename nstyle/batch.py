@@ -20,7 +20,6 @@ import contextlib
 import glob
 import hashlib
 import io
-import json
 import os
 import re
 import shlex
@@ -29,11 +28,18 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from PIL import Image
+from nstyle.errors import NStyleError, UsageError, missing_dependency_line
 
-from nstyle import checkpoint, cli, imageio, memory, ray_cluster
-from nstyle.errors import NStyleError, UsageError
-from nstyle.files import atomic_write
+try:
+    from PIL import Image
+
+    from nstyle import checkpoint, cli, imageio, memory, ray_cluster
+    from nstyle.files import atomic_write
+except ModuleNotFoundError as missing:  # not the venv's Python: one line, as run.py says it
+    if __name__ != "__main__":
+        raise
+    print(missing_dependency_line(missing, "-m nstyle.batch"), file=sys.stderr)
+    sys.exit(1)
 
 MANIFEST = "manifest.csv"
 CONTACT_SHEET = "contact_sheet.jpg"
