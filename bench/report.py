@@ -51,6 +51,9 @@ def load(dirs):
         if os.path.isfile(info_path):
             with open(info_path) as f:
                 machines[frame["machine"].iloc[0]] = json.load(f)
+        if "machine_json" in frame:  # a run on Ray: each row carries its node's machine.json
+            for label, text in frame[["machine", "machine_json"]].dropna().drop_duplicates("machine").values:
+                machines[label] = json.loads(text)
     frame = pd.concat(frames, ignore_index=True)
     frame["note"] = frame["note"].fillna("")
     frame["megapixels"] = frame["pixels"] / 1e6

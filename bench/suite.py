@@ -16,9 +16,11 @@ import time
 
 from tqdm import tqdm
 
-from bench import machine, report, worker
+from bench import cluster, machine, report, worker
+from nstyle import ray_cluster
 from nstyle.backends import BACKENDS, cpu_thread_environment
 from nstyle.cli import PROJECT_DIR, build_parser
+from nstyle.errors import UsageError
 from nstyle.files import atomic_write
 from nstyle.settings import NAG_STOP_EPS
 from nstyle.vgg import CONVS_PER_BLOCK, params_path
@@ -106,6 +108,11 @@ def build_arg_parser():
     arg("--machine", help="label of this machine in merged reports (default: GPU or CPU model)")
     arg("--runtime-epochs", type=int, default=run_defaults.get_default("max_num_epochs"),
         help="epochs for the projected runtime in report.md (default %(default)s, run.py's --max-num-epochs)")
+    arg("--address", help="run on Ray: " + ray_cluster.ADDRESS_HELP.split(", default")[0] + "; each configuration "
+        "goes to a node with its device, and each row carries that node's machine.json (bench/cluster.py)")
+    arg("--nodes", choices=("any", "all"), default="any",
+        help="with --address: any (default): each configuration on one node that has its device; all: the whole "
+             "list on every node, node after node")
     arg("--inject-failure", help=argparse.SUPPRESS)  # test hook: SIZE or SIZE:oom fails that size after setup
     return parser
 
@@ -141,6 +148,10 @@ def check_args(parser, args):
     if os.path.isdir(args.out) and os.listdir(args.out) and not args.force:
         parser.error(f"--out {args.out} already holds files (a committed result?); choose an empty folder, "
                      "or add --force to write into it")
+    if args.address and args.machine:
+        parser.error("--machine labels this machine; with --address each row carries its node's label")
+    if args.nodes == "all" and not args.address:
+        parser.error("--nodes all needs --address (the nodes of a Ray cluster)")
     if (min(args.sizes) < 1 or args.epochs < 1 or args.warmup < 0 or args.threads < 1 or args.max_epochs < 1
             or args.rounds < 1):
         parser.error("sizes, --epochs, --rounds, --threads and --max-epochs must be ≥ 1, --warmup ≥ 0")
@@ -211,7 +222,7 @@ def run_worker(args, backend, device, size, log_path):
 
 def write_results(rows, out_dir, label):
     import pandas as pd
-    frame = pd.DataFrame([dict(row, machine=label) for row in rows])
+    frame = pd.DataFrame([dict(row, machine=label) if label else row for row in rows])  # Ray rows: their node's
     columns = list(COLUMNS) + sorted(set(frame.columns) - set(COLUMNS))
     frame = frame.reindex(columns=columns)
     for column in INTEGER_COLUMNS:
@@ -239,28 +250,34 @@ def combine_rounds(runs):
     return row
 
 
-def run_all(args, label):
-    """Every configuration, one worker each (per round), results.csv rewritten after each."""
-    configs = configurations(args)
+def run_all(args, label, run=None, nodes=(None,)):
+    """Every configuration, one worker each (per round), results.csv rewritten after each.
+
+    run(node, backend, device, size, log_path) -> row runs one (default: a worker process here); nodes: the Ray
+    nodes to run the whole list on, node after node (None: here, or any node that fits).
+    """
+    run = run or (lambda _node, backend, device, size, log_path: run_worker(args, backend, device, size, log_path))
+    configs = [(node,) + config for node in nodes for config in configurations(args)]
     runs = {config: [] for config in configs}  # each configuration's rows, one per round that ran it
     unavailable = {}
     schedule = [(round_number, config) for round_number in range(1, args.rounds + 1) for config in configs]
     bar = tqdm(schedule, unit="run", dynamic_ncols=True, desc="bench")
     for round_number, config in bar:
-        backend, device, size = config
+        node, backend, device, size = config
         if runs[config] and runs[config][-1]["status"] != "ok":
             continue  # failed in an earlier round: its row stands
         round_tag = f" round {round_number}/{args.rounds}" if args.rounds > 1 else ""
         bar.set_description(f"{backend} {device} {size}px{round_tag}")
-        known = unavailable.get((backend, device))
+        known = unavailable.get((node, backend, device))
         if known:
-            row = {key: known[key] for key in UNAVAILABLE_KEEPS if key in known}
+            row = {key: known[key] for key in UNAVAILABLE_KEEPS + ("machine", "machine_json", "node") if key in known}
             row.update(long_edge=size, note=f"{known['note']} (as at {known['long_edge']} px; not run)")
         else:
-            log_name = f"{backend}-{device}-{size}" + (f"-round{round_number}" if args.rounds > 1 else "")
-            row = run_worker(args, backend, device, size, os.path.join(args.out, "logs", log_name + ".log"))
+            log_name = "-".join(filter(None, [node and node[:8], backend, device, str(size)])) + \
+                (f"-round{round_number}" if args.rounds > 1 else "")
+            row = run(node, backend, device, size, os.path.join(args.out, "logs", log_name + ".log"))
             if row["status"] in SAME_AT_EVERY_SIZE:
-                unavailable[(backend, device)] = row
+                unavailable[(node, backend, device)] = row
         runs[config].append(row)
         # After every run: a crash keeps what was measured.
         write_results([combine_rounds(runs[c]) for c in configs if runs[c]], args.out, label)
@@ -280,13 +297,20 @@ def main(argv=None):
     args.model = args.model or bench_model(args.model_dir)
     print(weights_line(args), file=sys.stderr)
     os.makedirs(os.path.join(args.out, "logs"), exist_ok=True)
-    info = machine.machine_info(args.threads)
-    label = args.machine or info["label"]
-    info.update(label=label, command=" ".join(["python -m bench"] + (sys.argv[1:] if argv is None else argv)))
-    atomic_write(os.path.join(args.out, "machine.json"), (json.dumps(info, indent=2) + "\n").encode())
-
     try:
-        run_all(args, label)
+        if args.address:
+            with ray_cluster.connected(args.address) as ray:
+                runner = cluster.RayRunner(ray, args)
+                run_all(args, None, runner, runner.nodes())
+        else:
+            info = machine.machine_info(args.threads)
+            label = args.machine or info["label"]
+            info.update(label=label, command=" ".join(["python -m bench"] + (sys.argv[1:] if argv is None else argv)))
+            atomic_write(os.path.join(args.out, "machine.json"), (json.dumps(info, indent=2) + "\n").encode())
+            run_all(args, label)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
     except KeyboardInterrupt:
         print(f"interrupted; the configurations that finished are in {os.path.join(args.out, 'results.csv')}",
               file=sys.stderr)

@@ -407,6 +407,13 @@ def prepare(args):
         else None
     content_rgb = imageio.load_image(args.content_image)
     style_rgbs = [imageio.load_image(path) for path in args.style_image]
+    job, weights, notes = prepare_loaded(args, model_name, content_rgb, style_rgbs, init_rgb, saved, checkpoint_file)
+    return job, weights, [note for note in [model_note] + notes if note]
+
+
+def prepare_loaded(args, model_name, content_rgb, style_rgbs, init_rgb, saved, checkpoint_file):
+    """The checks and choices that need the images and the machine that runs (the batch makes them on its node):
+    (Job, weights, lines to log)."""
     use_cpu_threads(args.backend, args.threads)  # before the framework's first import: MXNet reads it then
     device, device_note = choose_device(args.gpu, args.backend)
     precision, precision_note = choose_precision(args.precision, args.backend, device)
@@ -426,16 +433,22 @@ def prepare(args):
     weights = load_weights(model_name, params_path(args.model_dir, model_name))
     job = Job(model_name, settings, decisive, content_rgb, style_rgbs, init_rgb, output_shape, canvas_shape,
               checkpoint_file, saved)
-    return job, weights, [note for note in (model_note, device_note, precision_note) if note]
+    return job, weights, [note for note in (device_note, precision_note) if note]
+
+
+def output_picture(args, job, image):
+    """A (1, 3, H, W) result as every saved picture has it: the content's colours kept (--preserve-colors
+    after), denoised (--remove-noise, or the optimizer's default; args.optimizer resolved); HxWx3 uint8."""
+    picture = imageio.postprocess(image)
+    if job.settings.preserve_colors == "after":
+        picture = imageio.keep_content_colors(picture, job.content_rgb)
+    strength = defaults.REMOVE_NOISE[args.optimizer] if args.remove_noise is None else args.remove_noise
+    return imageio.denoise(picture, strength, args.denoise_method)
 
 
 def save_output(args, job, path, image):
     """Every saved picture: the result, the intermediates, the picture beside a checkpoint."""
-    strength = defaults.REMOVE_NOISE[args.optimizer] if args.remove_noise is None else args.remove_noise
-    picture = imageio.postprocess(image)
-    if job.settings.preserve_colors == "after":
-        picture = imageio.keep_content_colors(picture, job.content_rgb)
-    imageio.save_image(path, picture, strength, args.denoise_method)
+    imageio.save_image(path, output_picture(args, job, image))
 
 
 class ProgressBar:
@@ -517,11 +530,7 @@ def finish(args, job, result, stop):
         return stop.exit_code
     checkpoint.remove_checkpoint(job.checkpoint_file)  # the run has ended: nothing is left to resume
     if result.stop_reason == "non-finite":
-        kept = (f"from epoch {result.last_epoch}" if result.last_epoch else
-                "the starting image: no epoch ended finite")
-        raise RuntimeFailure(f"the loss became NaN or infinite at epoch {result.last_epoch + 1}; saved the last "
-                             f"finite image ({kept}) to {args.output}; lower --lr (now {job.settings.style.lr:g}) "
-                             "or the loss weights")
+        raise RuntimeFailure(non_finite_message(job, result, args.output))
     scales = job.settings.scales
     last = scales[-1]
     if result.stop_reason == "converged":
@@ -530,16 +539,26 @@ def finish(args, job, result, stop):
         why = f"reached --max-num-epochs {last.epochs}"
     else:
         why = f"ran its {last.epochs} epochs at {last.long_edge} px"
-    # Epochs of the whole run: a resumed run's earlier scales ran their budgets before the interruption.
-    first_scale = 0 if job.saved is None else job.saved.scale
-    total = sum(scale.epochs for scale in scales[:first_scale]) + sum(s.epochs for s in result.scales[:-1]) + \
-        result.last_epoch
+    total = run_epochs(job, result)
     if job.saved is not None:
         why += f"; {result.epochs} after --resume"
     per_scale = ", ".join(f"{scale.epochs} at {scale.long_edge} px" for scale in result.scales)
     log.info("done: %d epochs (%s; %s) in %.1f s, %s, peak RSS %.0f MB -> %s", total, why, per_scale,
              result.seconds, job.settings.precision, memory.peak_rss_mb(), args.output)
     return 0
+
+
+def non_finite_message(job, result, output):
+    kept = f"from epoch {result.last_epoch}" if result.last_epoch else "the starting image: no epoch ended finite"
+    return (f"the loss became NaN or infinite at epoch {result.last_epoch + 1}; saved the last finite image ({kept}) "
+            f"to {output}; lower --lr (now {job.settings.style.lr:g}) or the loss weights")
+
+
+def run_epochs(job, result):
+    """Epochs of the whole run: a resumed run's earlier scales ran their budgets before the interruption."""
+    first_scale = 0 if job.saved is None else job.saved.scale
+    return sum(scale.epochs for scale in job.settings.scales[:first_scale]) + \
+        sum(scale.epochs for scale in result.scales[:-1]) + result.last_epoch
 
 
 def main(argv=None):

@@ -115,6 +115,17 @@ def peak_rss_mb():
     return peak
 
 
+def reset_peak_rss():
+    """Start this process's peak (VmHWM) afresh, where Linux allows it: a long-lived worker (a Ray task's process)
+    then reports each job's own peak. Whether it could."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def return_freed_memory():
     """Hand the freed pages of the C heap back to the system (glibc's malloc_trim); whether this libc can.
 
