@@ -510,6 +510,21 @@ def test_second_signal_acts_at_once_and_handlers_come_back():
     assert signal.getsignal(signal.SIGINT) is before
 
 
+def test_a_signal_ignored_at_start_stays_ignored():
+    """nohup and `cmd &` start a run with SIGINT ignored: it must stay so (SIGTERM still stops the run)."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with StopOnSignal() as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            signal.raise_signal(signal.SIGINT)
+            assert not stop.requested()
+            signal.raise_signal(signal.SIGTERM)
+            assert stop.requested() and stop.exit_code == 143
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 # ---------------------------------------------------------------- files: atomic, replaced when they exist
 
 

@@ -247,6 +247,11 @@ def test_tv_denoise():
     out = imageio.denoise(image, 0.2, "tv")
     assert out.shape == image.shape and out.dtype == np.uint8
     assert _high_frequency(out) < _high_frequency(image)
+    # The example's own call at its default: denoise_tv_chambolle(uint8 picture, weight=0.02, multichannel=True),
+    # which works on the picture scaled to [0, 1]; --remove-noise 0.2 is that weight (README, --denoise-method).
+    from skimage.restoration import denoise_tv_chambolle
+    example = np.rint(np.clip(denoise_tv_chambolle(image, weight=0.02, channel_axis=-1) * 255, 0, 255))
+    assert np.abs(out.astype(int) - example).max() <= 1
 
 
 def test_denoise_rejects_bad_input():

@@ -57,3 +57,12 @@ def test_random_weights_are_seeded():
     a, b = random_weights("vgg19", 3), random_weights("vgg19", 3)
     assert all(np.array_equal(a.arrays[k], b.arrays[k]) for k in a.arrays)
     assert "conv3_4_weight" in a.arrays and "conv5_2_weight" not in a.arrays
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_weights_holding_nan_or_inf_are_refused(tmp_path, tiny_weights, bad):
+    damaged = {key: value.copy() for key, value in tiny_weights.arrays.items()}
+    damaged["conv4_2_weight"][3, 2, 1, 0] = bad  # one value deep inside, where a glance at the start would miss it
+    save_params(tmp_path / "vgg16.params", {f"arg:{k}": v for k, v in damaged.items()})
+    with pytest.raises(RuntimeFailure, match="conv4_2_weight holds NaN or inf; the file is corrupt, run ./download.sh"):
+        load_weights("vgg16", str(tmp_path / "vgg16.params"))
