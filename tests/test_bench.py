@@ -226,6 +226,21 @@ def test_report_from_fixture(fixture_dir):
         assert (fixture_dir / name).read_bytes()[:8] == PNG_SIGNATURE
 
 
+def test_every_report_file_is_written_atomically(fixture_dir, monkeypatch):
+    """Each file the report writes (the plots too) is renamed into place from a temporary file beside it."""
+    renamed, rename = [], os.replace
+
+    def recording_replace(source, target):
+        renamed.append((os.path.basename(source), os.path.realpath(target)))
+        rename(source, target)
+
+    monkeypatch.setattr(os, "replace", recording_replace)
+    assert report.main([str(fixture_dir)]) == 0
+    written = {os.path.realpath(path) for path in fixture_dir.iterdir()} - {os.path.realpath(fixture_dir / "results.csv")}
+    assert {report.MEMORY_PLOT, report.TIME_PLOT, "report.md"} <= {os.path.basename(path) for path in written}
+    assert written <= {target for source, target in renamed if source.startswith(".tmp-")}
+
+
 def test_report_names_the_tuned_torch_row_and_gives_it_its_own_ratio(fixture_dir):
     frame = pd.read_csv(FIXTURE)
     tuned = frame[(frame["backend"] == "torch") & (frame["long_edge"] == 512)].copy()
