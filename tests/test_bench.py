@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import types
 
 import numpy as np
@@ -322,6 +323,39 @@ class FakeNVML:
             raise self.NVMLError("not supported")
         return [types.SimpleNamespace(pid=self.listed_pid, usedGpuMemory=700 * 2**20),
                 types.SimpleNamespace(pid=1, usedGpuMemory=9000 * 2**20)]
+
+
+class SleepingBackend:
+    """A backend whose epoch is a known 30 ms sleep, for the worker's clock."""
+    EPOCH_S = 0.03
+
+    def __init__(self, *args, **kwargs):
+        self.current = np.zeros((1, 3, 4, 4), np.float32)
+
+    def step(self):
+        time.sleep(self.EPOCH_S)
+        self.current = self.current + 1
+        return 0.5
+
+    def image(self):
+        return self.current.copy()
+
+
+def test_worker_times_each_epoch(tmp_path, images, monkeypatch):
+    """The worker's epoch figures against a workload of a known shape: every epoch sleeps 30 ms."""
+    import nstyle.backends
+    monkeypatch.setattr(nstyle.backends, "create_backend", SleepingBackend)
+    for name, value in nstyle.backends.cpu_thread_environment(1).items():
+        monkeypatch.setenv(name, value)  # as the worker's main sets them
+    args = worker.parse_args(["--backend", "mxnet", "--device", "cpu", "--size", "32", "--epochs", "4", "--warmup",
+                              "1", "--model-dir", str(tmp_path), "--content", images[0], "--style", images[1],
+                              "--threads", "1"])
+    row = {}
+    worker.measure(args, row)
+    assert (row["epochs"], row["warmup_epochs"]) == (4, 1)
+    for column in ("first_epoch_s", "median_epoch_s", "mean_epoch_s", "min_epoch_s", "max_epoch_s"):
+        assert SleepingBackend.EPOCH_S <= row[column] < SleepingBackend.EPOCH_S + 0.25, column
+    assert row["total_s"] >= row["setup_s"] + 5 * SleepingBackend.EPOCH_S
 
 
 @pytest.mark.parametrize("listed_pid, kind", [(os.getpid(), "nvml-process"), (12345, "nvml-device-delta"),

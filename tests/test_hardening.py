@@ -218,20 +218,52 @@ def test_memory_model_is_fitted_and_consistent():
     assert memory.available_memory_mb("cpu", "mxnet") > memory.process_memory_mb("VmRSS") > 0
 
 
-def test_memory_model_predicts_the_committed_measurements_within_the_margin():
-    paths = glob.glob(os.path.join(PROJECT, "bench", "results", "*", "results.csv"))
-    if not paths:
-        pytest.skip("no bench results in bench/results/")
+# The runs nstyle/memory.py's coefficients were fitted to (its comment names them).
+MEMORY_FIT_RUNS = ("bench/results/amd-epyc-2cpu-tuned-sweep/results.csv", "bench/results/memory-fit/*/results.csv")
+
+
+def committed_cpu_rows(patterns):
+    paths = sorted(path for pattern in patterns for path in glob.glob(os.path.join(PROJECT, pattern), recursive=True))
+    assert paths, "no bench results in bench/results/"
     rows = pd.concat([pd.read_csv(path) for path in paths], ignore_index=True)
-    rows = rows[(rows["status"] == "ok") & (rows["device"] == "cpu") & (rows["long_edge"] >= 256)]
-    # The model covers the (backend, model) pairs it was fitted for.
+    return rows[(rows["status"] == "ok") & (rows["device"] == "cpu")]
+
+
+def test_memory_model_is_what_its_runs_give():
+    """The coefficients are the fit of the committed runs (python -m bench.memory_fit), not numbers typed in."""
+    fitted = memory_fit.fit(committed_cpu_rows(MEMORY_FIT_RUNS))
+    assert set(fitted) == set(memory.MEMORY_MODELS)
+    for key, model in memory.MEMORY_MODELS.items():
+        base, per_megapixel, _ = fitted[key]
+        assert (model.base_mb, model.per_megapixel_mb) == pytest.approx((base, per_megapixel), abs=0.5), key
+
+
+def test_memory_model_predicts_the_committed_measurements_within_the_margin():
+    """Every committed CPU run (all folders, bench/results/memory-fit/* included) of every modelled setup."""
+    rows = committed_cpu_rows(["bench/results/**/results.csv"])
+    rows = rows[rows["long_edge"] >= 256]
+    for backend, _, model in memory.MEMORY_MODELS:
+        assert ((rows["backend"] == backend) & (rows["model"] == model)).any(), (backend, model)
     modelled = {(backend, model) for backend, _, model in memory.MEMORY_MODELS}
     rows = rows[[(b, m) in modelled for b, m in zip(rows["backend"], rows["model"])]]
-    assert len(rows) > 0
     for row in rows.itertuples():
         predicted = memory.predicted_peak_mb(row.backend, "cpu", row.model, row.height, row.width)
         # Within the margin run.py allows before it refuses a run: a refused run would not have fitted.
         assert abs(predicted - row.peak_mem_mb) < (memory.MEMORY_REFUSAL_FACTOR - 1) * row.peak_mem_mb, row
+
+
+def test_memory_model_extrapolates_to_a_size_it_was_not_fitted_to():
+    """Fitted without each setup's largest size, the line still predicts that size within the margin: run.py
+    extrapolates past the largest measured size (1536 px)."""
+    rows = committed_cpu_rows(MEMORY_FIT_RUNS)
+    for key in memory.MEMORY_MODELS:
+        backend, _, model = key
+        mine = rows[(rows["backend"] == backend) & (rows["model"] == model)]
+        largest = mine["pixels"].max()
+        base, per_megapixel, _ = memory_fit.fit(mine[mine["pixels"] < largest])[key]
+        for row in mine[mine["pixels"] == largest].itertuples():
+            predicted = base + per_megapixel * row.pixels / 1e6
+            assert abs(predicted - row.peak_mem_mb) < (memory.MEMORY_REFUSAL_FACTOR - 1) * row.peak_mem_mb, row
 
 
 def test_a_containers_memory_limit_counts(tmp_path):
@@ -253,6 +285,24 @@ del blocks
 before = memory.process_memory_mb("VmRSS")
 print(memory.return_freed_memory(), before - memory.process_memory_mb("VmRSS"))
 """
+
+
+PEAK_SCRIPT = """
+import numpy as np
+from nstyle import memory
+block = np.ones(300 * 2**20 // 8)  # 300 MiB, touched, then freed (a mapping of its own: it goes back at once)
+del block
+print(memory.peak_rss_mb(), memory.process_memory_mb("VmRSS"))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+def test_peak_memory_is_the_peak_not_the_current():
+    """The bench's and run.py's memory figure against an allocation of a known size freed before the end."""
+    result = subprocess.run([sys.executable, "-c", PEAK_SCRIPT], cwd=PROJECT, capture_output=True, text=True,
+                            check=True)
+    peak, now = map(float, result.stdout.split())
+    assert peak - now > 280 and peak > 300
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim and /proc")
