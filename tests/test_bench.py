@@ -340,22 +340,29 @@ class SleepingBackend:
     def image(self):
         return self.current.copy()
 
+    def synchronize(self):  # as if the device still had 0.2 s of set-up queued when the host was done with it
+        time.sleep(0.2)
+        self.synchronized = self.current.sum() == 0  # before the first epoch
+
 
 def test_worker_times_each_epoch(tmp_path, images, monkeypatch):
-    """The worker's epoch figures against a workload of a known shape: every epoch sleeps 30 ms."""
+    """The worker's epoch figures against a workload of a known shape: every epoch sleeps 30 ms, the device's
+    set-up 0.2 s."""
     import nstyle.backends
-    monkeypatch.setattr(nstyle.backends, "create_backend", SleepingBackend)
     for name, value in nstyle.backends.cpu_thread_environment(1).items():
         monkeypatch.setenv(name, value)  # as the worker's main sets them
     args = worker.parse_args(["--backend", "mxnet", "--device", "cpu", "--size", "32", "--epochs", "4", "--warmup",
                               "1", "--model-dir", str(tmp_path), "--content", images[0], "--style", images[1],
                               "--threads", "1"])
-    row = {}
+    row, made = {}, []
+    monkeypatch.setattr(nstyle.backends, "create_backend", lambda *a, **k: made.append(SleepingBackend()) or made[-1])
     worker.measure(args, row)
+    assert made[0].synchronized
     assert (row["epochs"], row["warmup_epochs"]) == (4, 1)
     for column in ("first_epoch_s", "median_epoch_s", "mean_epoch_s", "min_epoch_s", "max_epoch_s"):
         assert SleepingBackend.EPOCH_S <= row[column] < SleepingBackend.EPOCH_S + 0.25, column
     assert row["total_s"] >= row["setup_s"] + 5 * SleepingBackend.EPOCH_S
+    assert row["setup_s"] >= 0.2  # the set-up waits for the device: none of it spills into the first epoch
 
 
 @pytest.mark.parametrize("listed_pid, kind", [(os.getpid(), "nvml-process"), (12345, "nvml-device-delta"),
