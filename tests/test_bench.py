@@ -14,6 +14,7 @@ from PIL import Image
 
 import bench.suite as bench_main
 from bench import machine, report, worker
+from nstyle.algorithm import initial_image
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(PROJECT, "tests", "fixtures", "bench_results.csv")
@@ -355,9 +356,24 @@ def test_worker_times_each_epoch(tmp_path, images, monkeypatch):
                               "1", "--model-dir", str(tmp_path), "--content", images[0], "--style", images[1],
                               "--threads", "1"])
     row, made = {}, []
-    monkeypatch.setattr(nstyle.backends, "create_backend", lambda *a, **k: made.append(SleepingBackend()) or made[-1])
+
+    def create_backend(name, weights, content, style, settings, device, start):
+        made.append(SleepingBackend())
+        made[-1].made_with = (name, weights.model_name, content.shape, style.shape, settings, device, start)
+        return made[-1]
+
+    monkeypatch.setattr(nstyle.backends, "create_backend", create_backend)
     worker.measure(args, row)
     assert made[0].synchronized
+    # The backend the row says: run.py's example loop for the model, the image at its size, the seeded noise start.
+    name, model, content_shape, style_shape, settings, device, start = made[0].made_with
+    assert (name, model, device, row["weights"]) == ("mxnet", "vgg19", "cpu", "random")  # no weights file there
+    assert settings == worker.run_defaults("vgg19")[0]
+    assert content_shape == style_shape == start.shape == (1, 3, row["height"], row["width"]) == (1, 3, 21, 32)
+    np.testing.assert_array_equal(start, initial_image(content_shape, 0))
+    assert row["pixels"] == 21 * 32 and row["device_name"] == machine.cpu_model()
+    assert row["library"].startswith("mxnet") and row["thread_setting"].startswith("OMP_NUM_THREADS=1 ")
+    assert 0 <= row["import_s"] < 60 and row["baseline_rss_mb"] > 50
     assert (row["epochs"], row["warmup_epochs"]) == (4, 1)
     for column in ("first_epoch_s", "median_epoch_s", "mean_epoch_s", "min_epoch_s", "max_epoch_s"):
         assert SleepingBackend.EPOCH_S <= row[column] < SleepingBackend.EPOCH_S + 0.25, column

@@ -184,3 +184,11 @@ def test_bench_reads_the_framework_peak_for_every_torch_backend(monkeypatch, bac
     monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda index: 3 * 2**30)
     assert worker.framework_peak(backend, 0) == (2048.0, 3072.0)
     assert worker.framework_peak("mxnet", 0) == (None, None)
+
+
+def test_out_of_memory_on_a_gpu_without_a_memory_model():
+    """No GPU has been measured: the advice names the size and the ways out, no prediction."""
+    assert memory.advice("out of memory", "torch", "gpu0", "vgg16", (300, 400), 400, 5000.0) == (
+        "out of memory at 400x300 px (--max-long-edge 400) on gpu0; use a smaller --max-long-edge, or --gpu -1 for "
+        "the CPU")
+    assert memory.check_fits("torch", "gpu0", "vgg16", (300, 400), 400, 10.0) is None
