@@ -192,3 +192,9 @@ def test_out_of_memory_on_a_gpu_without_a_memory_model():
         "out of memory at 400x300 px (--max-long-edge 400) on gpu0; use a smaller --max-long-edge, or --gpu -1 for "
         "the CPU")
     assert memory.check_fits("torch", "gpu0", "vgg16", (300, 400), 400, 10.0) is None
+
+
+def test_an_allocation_failure_is_known_by_its_type_too():
+    """torch's OutOfMemoryError says so in its type's name even when its message does not."""
+    assert memory.is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA error: 2"))
+    assert not memory.is_out_of_memory(RuntimeError("CUDA error: 2"))
