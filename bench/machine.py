@@ -8,6 +8,8 @@ import platform
 import re
 import socket
 
+from nstyle.gpus import nvml  # noqa: F401 -- the bench's NVML, shared with run.py
+
 # Distributions whose versions go with the results; any installed mxnet variant (mxnet, mxnet-cu112, ...) too.
 LIBRARIES = ("torch", "numpy", "nvidia-ml-py", "opencv-python", "pandas", "matplotlib")
 
@@ -97,26 +99,12 @@ def library_versions():
     return versions
 
 
-def nvml():
-    """(pynvml module, None) with NVML initialised, or (None, why not) where there is no driver or no binding."""
-    try:
-        import pynvml
-    except ImportError:
-        return None, "nvidia-ml-py is not installed"
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError as error:
-        return None, f"NVML: {error}"
-    return pynvml, None
-
-
 def _text(value):
     return value.decode() if isinstance(value, bytes) else value
 
 
-def gpu_info(pynvml, index):
-    """Name, memory and compute capability of one GPU, from NVML."""
-    handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+def gpu_info(pynvml, handle, index):
+    """Name, memory and compute capability of one GPU (NVML's handle; index: the number to show), from NVML."""
     major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
     return {"index": index, "name": _text(pynvml.nvmlDeviceGetName(handle)),
             "memory_total_mb": round(pynvml.nvmlDeviceGetMemoryInfo(handle).total / 2**20),
@@ -132,7 +120,8 @@ def gpus():
         cuda = pynvml.nvmlSystemGetCudaDriverVersion()
         return {"driver": _text(pynvml.nvmlSystemGetDriverVersion()),
                 "cuda_driver": f"{cuda // 1000}.{cuda % 1000 // 10}",
-                "gpus": [gpu_info(pynvml, i) for i in range(pynvml.nvmlDeviceGetCount())]}, None
+                "gpus": [gpu_info(pynvml, pynvml.nvmlDeviceGetHandleByIndex(i), i)
+                         for i in range(pynvml.nvmlDeviceGetCount())]}, None
     except pynvml.NVMLError as error:
         return None, f"NVML: {error}"
     finally:

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from nstyle.files import atomic_write
+from nstyle.files import atomic_write, save_figure
 from nstyle.quality import BAR_BORDER_STRIPE, BAR_CONTENT_SIMILARITY, BAR_STYLE_RATIO
 
 
@@ -63,10 +63,8 @@ def plot(frame, names, out_dir):
     axes[0].legend(fontsize=8)
     figure.tight_layout()
     path = os.path.join(out_dir, "quality_vs_time.png")
-    temporary = path + ".tmp.png"
-    figure.savefig(temporary, dpi=100)
+    save_figure(figure, path, dpi=100)
     plt.close(figure)
-    os.replace(temporary, path)
 
 
 def pictures(table, out_dir, moment):
@@ -102,10 +100,8 @@ def pictures(table, out_dir, moment):
         axis.set_title(f"{name}: {caption}", fontsize=9)
     figure.tight_layout()
     path = os.path.join(out_dir, "pictures.png" if moment == "bar" else "pictures_last.png")
-    temporary = path + ".tmp.png"
-    figure.savefig(temporary, dpi=80)
+    save_figure(figure, path, dpi=80)
     plt.close(figure)
-    os.replace(temporary, path)
 
 
 def write_quality_report(out_dir, names=None):

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from nstyle.cli import build_parser
-from nstyle.files import atomic_write
+from nstyle.files import atomic_write, save_figure
 
 # The article's claim (../shared/DESIGN.md): a 512 px image on a GTX 960-class GPU, 2016.
 ARTICLE = {"mxnet": {"name": "MXNet", "memory_mb": 1440, "runtime_s": 117},
@@ -220,7 +220,7 @@ def plot(ok, fit_table, spec, out_dir, several_machines):
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7)
     figure.tight_layout()
-    figure.savefig(os.path.join(out_dir, spec["file"]), dpi=120)
+    save_figure(figure, os.path.join(out_dir, spec["file"]), dpi=120)
     plt.close(figure)
 
 

@@ -13,15 +13,13 @@ import threading
 import time
 import traceback
 
-from nstyle.backends import BACKENDS, cpu_thread_environment, is_unsupported_gpu  # no framework is imported
+from nstyle.backends import (BACKENDS, cpu_thread_environment, is_torch_backend,  # no framework is imported
+                             is_unsupported_gpu)
+from nstyle.gpus import cuda_device_environment, missing_gpu_code, nvml_handle
 from nstyle.memory import (OOM_MARKERS, is_out_of_memory, peak_rss_mb, process_memory_mb,  # no framework either
                            return_freed_memory)
 
 RESULT_PREFIX = "BENCH-RESULT "
-
-# mxnet-cu112 1.9.1 carries GPU code for sm_50..sm_86 and no PTX (../shared/DESIGN.md): nothing for Hopper.
-MXNET_MAX_COMPUTE_CAPABILITY = (8, 6)
-
 
 class Unavailable(Exception):
     """The configuration cannot run here (status "no-device" or "unsupported"); not a failure of the code."""
@@ -62,7 +60,7 @@ class GpuMemorySampler:
 
     def __init__(self, pynvml, index, interval):
         self.pynvml, self.interval, self.pid = pynvml, interval, os.getpid()
-        self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        self.handle = nvml_handle(pynvml, index)
         self.baseline = pynvml.nvmlDeviceGetMemoryInfo(self.handle).used
         self.peak_used, self.peak_process, self.samples = self.baseline, None, 0
         self._stop = threading.Event()
@@ -139,30 +137,31 @@ def framework_facts(backend_name, threads):
 def check_gpu(backend_name, index, facts):
     """NVML and the GPU's facts for a GPU run, or Unavailable saying why this backend cannot use it.
 
-    gpuN is NVML's (and nvidia-smi's) index N, the same as the frameworks' unless CUDA_VISIBLE_DEVICES reorders.
+    gpuN is the framework's GPU N; with CUDA_DEVICE_ORDER=PCI_BUS_ID (set by main) that is NVML's and nvidia-smi's
+    GPU N, mapped through CUDA_VISIBLE_DEVICES where it is set (nstyle.gpus.nvml_handle).
     """
     from bench import machine
     build = "" if facts["cuda_built"] else f"; this {facts['library']} build has no CUDA either"
     pynvml, why = machine.nvml()
     if pynvml is None:
         raise Unavailable("no-device", f"no NVIDIA GPU here ({why}){build}")
-    count = pynvml.nvmlDeviceGetCount()
-    if index >= count:
-        raise Unavailable("no-device", f"no GPU {index}: NVML sees {count} GPU(s){build}")
-    info = machine.gpu_info(pynvml, index)
+    try:
+        handle = nvml_handle(pynvml, index)
+    except (pynvml.NVMLError, IndexError) as error:
+        raise Unavailable("no-device", f"no GPU {index}: {error}{build}") from None
+    info = machine.gpu_info(pynvml, handle, index)
     if not facts["cuda_built"]:
         raise Unavailable("unsupported", f"this {facts['library']} build has no CUDA")
     capability = tuple(int(part) for part in info["compute_capability"].split("."))
-    if backend_name == "mxnet" and capability > MXNET_MAX_COMPUTE_CAPABILITY:
-        newest = "".join(map(str, MXNET_MAX_COMPUTE_CAPABILITY))
-        raise Unavailable("unsupported", f"{facts['library']} has no code for sm_{''.join(map(str, capability))} "
-                                         f"({info['name']}); its kernels stop at sm_{newest}, no PTX")
+    missing = missing_gpu_code(backend_name, capability, facts["library"], info["name"])
+    if missing:
+        raise Unavailable("unsupported", missing)
     return pynvml, info
 
 
 def framework_peak(backend_name, index):
     """(peak allocated MiB, peak reserved MiB) by the framework's own counters; None where it has none."""
-    if backend_name == "torch":
+    if is_torch_backend(backend_name):  # torch and torch-tuned
         import torch
         return torch.cuda.max_memory_allocated(index) / 2**20, torch.cuda.max_memory_reserved(index) / 2**20
     return None, None  # MXNet 1.9 has no peak counter (only the device-wide gpu_memory_info)
@@ -214,6 +213,7 @@ def measure(args, row):
                                               settings, args.device, initial_image(content.shape, args.seed)))
         del weights  # as run.py does: the backend holds its own copy
         return_freed_memory()
+        backend.backend.synchronize()  # a GPU queues work: set-up ends when the device has done it, not the host
         row["setup_s"] = time.perf_counter() - started
         if args.inject_failure == "oom":
             raise MemoryError("injected out-of-memory after setup (--inject-failure test hook)")
@@ -273,6 +273,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     os.environ.update(cpu_thread_environment(args.threads))  # before mxnet or torch is imported
+    os.environ.update(cuda_device_environment())  # the frameworks' GPU N is NVML's GPU N (the memory sampler's)
     row = {"backend": args.backend, "device": args.device, "long_edge": args.size, "model": args.model,
            "threads": args.threads, "load_avg": os.getloadavg()[0], "stop_eps": args.stop_eps,
            "mem_kind": "rss" if args.device == "cpu" else None}

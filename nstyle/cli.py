@@ -15,6 +15,7 @@ import numpy as np
 from nstyle import checkpoint, imageio, memory, settings as defaults
 from nstyle.backends import BACKENDS, PRECISIONS, gpu_count, is_unsupported_gpu, use_cpu_threads
 from nstyle.errors import NStyleError, RuntimeFailure, UsageError
+from nstyle.gpus import compute_capability, missing_gpu_code, use_pci_device_order
 from nstyle.interrupt import StopOnSignal
 from nstyle.optimizers import OPTIMIZERS
 from nstyle.algorithm import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
@@ -235,14 +236,25 @@ def check_style_sizes(paths, style_rgbs, style_scale, long_edge):
 
 
 def choose_device(gpu_flag, backend_name):
-    """'auto' | '-1' | 'N' -> ("cpu" or "gpuN", the reason to log for auto or None)."""
+    """'auto' | '-1' | 'N' -> (device "cpu" or "gpuN", backend, the line to log or None).
+
+    auto: GPU 0 when the backend can run on it. Where the backend's build has no code for that card (mxnet-cu112 on
+    Hopper: nstyle.gpus, the bench's check) it is the torch backend on the GPU when PyTorch sees one, else the CPU.
+    """
     text = gpu_flag.strip()
     if "," in text:
         raise UsageError(f"--gpu {text}: several GPUs are not supported yet; give one index, or -1 for the CPU")
     if text == "auto":
-        if gpu_count(backend_name) > 0:
-            return "gpu0", "device: GPU 0 (auto; --gpu -1 for the CPU)"
-        return "cpu", f"device: CPU (auto: {backend_name} sees no usable GPU)"
+        if gpu_count(backend_name) == 0:
+            return "cpu", backend_name, f"device: CPU (auto: {backend_name} sees no usable GPU)"
+        missing = missing_gpu_code(backend_name, compute_capability(0))
+        if missing is None:
+            return "gpu0", backend_name, "device: GPU 0 (auto; --gpu -1 for the CPU)"
+        if gpu_count("torch") > 0:
+            return "gpu0", "torch", (f"device: GPU 0 with the torch backend (auto: {missing}; --gpu -1 for "
+                                     f"{backend_name} on the CPU)")
+        return "cpu", backend_name, (f"device: CPU (auto: GPU 0 is no use to {backend_name}: {missing}; this "
+                                     "PyTorch has no CUDA, else --backend torch would run on it)")
     try:
         index = int(text)
     except ValueError:
@@ -250,11 +262,14 @@ def choose_device(gpu_flag, backend_name):
     if index < -1:
         raise UsageError(f"--gpu {index}: give a GPU index such as 0, or -1 for the CPU")
     if index == -1:
-        return "cpu", None
+        return "cpu", backend_name, None
     available = gpu_count(backend_name)
     if index >= available:
         raise UsageError(f"--gpu {index}: {backend_name} sees {available} GPU(s) here; use --gpu -1 for the CPU")
-    return f"gpu{index}", None
+    missing = missing_gpu_code(backend_name, compute_capability(index))
+    if missing is not None:
+        raise UsageError(f"--gpu {index}: {missing}; use --backend torch, or --gpu -1 for the CPU")
+    return f"gpu{index}", backend_name, None
 
 
 def choose_model(args):
@@ -414,8 +429,12 @@ def prepare(args):
 def prepare_loaded(args, model_name, content_rgb, style_rgbs, init_rgb, saved, checkpoint_file):
     """The checks and choices that need the images and the machine that runs (the batch makes them on its node):
     (Job, weights, lines to log)."""
+    use_pci_device_order()  # before CUDA starts: --gpu N is nvidia-smi's GPU N
     use_cpu_threads(args.backend, args.threads)  # before the framework's first import: MXNet reads it then
-    device, device_note = choose_device(args.gpu, args.backend)
+    device, backend_name, device_note = choose_device(args.gpu, args.backend)
+    if backend_name != args.backend:  # --gpu auto moved to a backend that has code for the GPU
+        args.backend = backend_name
+        use_cpu_threads(args.backend, args.threads)
     precision, precision_note = choose_precision(args.precision, args.backend, device)
     args.optimizer = resolved_optimizer(args.optimizer, device)
     settings = run_settings_from(args, model_name, device, precision, content_rgb)
@@ -543,8 +562,8 @@ def finish(args, job, result, stop):
     if job.saved is not None:
         why += f"; {result.epochs} after --resume"
     per_scale = ", ".join(f"{scale.epochs} at {scale.long_edge} px" for scale in result.scales)
-    log.info("done: %d epochs (%s; %s) in %.1f s, %s, peak RSS %.0f MB -> %s", total, why, per_scale,
-             result.seconds, job.settings.precision, memory.peak_rss_mb(), args.output)
+    log.info("done: %d epochs (%s; %s) in %.1f s, %s, %s -> %s", total, why, per_scale, result.seconds,
+             job.settings.precision, memory.peak_memory_text(args.backend, job.device), args.output)
     return 0
 
 

@@ -3,29 +3,80 @@
 libmxnet.so asks the dynamic linker for libcudart.so.11.0, libcudnn.so.8, ... by name, and pip puts those
 files under site-packages/nvidia/*/lib, where the linker never looks. Loading them first with RTLD_GLOBAL
 makes the later lookups by soname succeed. With the CPU wheel there is no such folder and nothing happens.
+
+Only the files mxnet-cu112 needs, by exact name: a CUDA 12 build of torch brings nvidia-*-cu12 wheels into the same
+folders (libcublas.so.12 beside libcublas.so.11), and loading every file there would put CUDA 11 and 12 libraries
+into one process. Two wheels even share file names (nvidia/nccl/lib/libnccl.so.2, nvidia/nvtx/lib/libnvToolsExt.so.1):
+installed together, one overwrites the other, so mxnet-cu112 and a CUDA build of torch need separate venvs
+(requirements-gpu.txt); preload refuses a venv that holds both.
 """
 import ctypes
-import glob
+import importlib.metadata
 import os
 import site
 import sys
 
+from nstyle.errors import RuntimeFailure
+
+# (wheel folder under nvidia/, file) for what libmxnet.so of mxnet-cu112 1.9.1 links (../shared/DESIGN.md) and what
+# those load in turn: cuBLAS needs cuBLASLt, cuDNN 8 opens its sub-libraries by name, NVRTC its builtins. Dependencies
+# first, so that each finds the ones before it loaded.
+MXNET_CUDA11_LIBRARIES = (
+    ("cuda_runtime", "libcudart.so.11.0"),
+    ("cublas", "libcublasLt.so.11"),
+    ("cublas", "libcublas.so.11"),
+    ("cudnn", "libcudnn_ops_infer.so.8"),
+    ("cudnn", "libcudnn_ops_train.so.8"),
+    ("cudnn", "libcudnn_cnn_infer.so.8"),
+    ("cudnn", "libcudnn_cnn_train.so.8"),
+    ("cudnn", "libcudnn_adv_infer.so.8"),
+    ("cudnn", "libcudnn_adv_train.so.8"),
+    ("cudnn", "libcudnn.so.8"),
+    ("cufft", "libcufft.so.10"),
+    ("curand", "libcurand.so.10"),
+    ("cusolver", "libcusolver.so.11"),
+    ("cuda_nvrtc", "libnvrtc-builtins.so.11.8"),
+    ("cuda_nvrtc", "libnvrtc.so.11.2"),
+    ("nccl", "libnccl.so.2"),
+    ("nvtx", "libnvToolsExt.so.1"),
+)
+CUDA11_WHEEL_SUFFIX, CUDA12_WHEEL_SUFFIX = "-cu11", "-cu12"
+
 
 def wheel_library_paths(roots):
-    """The shared libraries under <root>/nvidia/*/lib for each root, sorted for a stable order."""
+    """The paths of MXNET_CUDA11_LIBRARIES under <root>/nvidia/<folder>/lib, the first root holding each, in the
+    table's order."""
     found = []
-    for root in roots:
-        found += glob.glob(os.path.join(root, "nvidia", "*", "lib", "*.so*"))
-    return sorted(set(found))
+    for folder, name in MXNET_CUDA11_LIBRARIES:
+        for root in roots:
+            path = os.path.join(root, "nvidia", folder, "lib", name)
+            if os.path.isfile(path):
+                found.append(path)
+                break
+    return found
 
 
-def preload(roots=None):
-    """Load every wheel library; those whose dependencies are not loaded yet are retried after the rest.
+def clashing_cuda_wheels(distributions=None):
+    """Names of installed nvidia-*-cu12 wheels that share a name with an installed nvidia-*-cu11 one (nccl, nvtx,
+    cudnn, ...): they write the same folders, some the same files."""
+    names = {dist.metadata["Name"].lower() for dist in
+             (importlib.metadata.distributions() if distributions is None else distributions)}
+    return sorted(name for name in names if name.startswith("nvidia-") and name.endswith(CUDA12_WHEEL_SUFFIX)
+                  and name[:-len(CUDA12_WHEEL_SUFFIX)] + CUDA11_WHEEL_SUFFIX in names)
 
-    Returns the paths loaded. Libraries that never load (no GPU driver, say) are left for MXNet to report.
-    """
+
+def preload(roots=None, distributions=None):
+    """Load the CUDA 11 wheel libraries mxnet-cu112 links, by exact name; those whose dependencies are not loaded
+    yet are retried after the rest. Returns the paths loaded. Libraries that never load (no GPU driver, say) are
+    left for MXNet to report. RuntimeFailure when CUDA 12 wheels of the same libraries share the venv."""
     roots = roots if roots is not None else site.getsitepackages() + [site.getusersitepackages()] + sys.path
     pending, loaded = wheel_library_paths(roots), []
+    if pending:
+        clashing = clashing_cuda_wheels(distributions)
+        if clashing:
+            raise RuntimeFailure(f"this venv holds CUDA 12 wheels ({', '.join(clashing)}, from a CUDA build of torch) "
+                                 "beside the CUDA 11 ones mxnet-cu112 needs, in the same folders; install "
+                                 "requirements-gpu.txt into a venv of its own (see the file)")
     while pending:
         failed = []
         for path in pending:

@@ -36,3 +36,11 @@ def atomic_write(path, data):
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def save_figure(figure, path, **savefig_options):
+    """A matplotlib figure rendered in memory and written with atomic_write (a plain savefig writes in place)."""
+    import io
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=os.path.splitext(path)[1][1:] or "png", **savefig_options)
+    atomic_write(path, buffer.getvalue())

@@ -126,6 +126,17 @@ def reset_peak_rss():
         return False
 
 
+def peak_memory_text(backend_name, device):
+    """A run's peak memory for its last line: the host's (RSS) and, on a GPU, the device's as the framework counts."""
+    text = f"peak RSS {peak_rss_mb():.0f} MB"
+    kind, index = parse_device(device)
+    if kind == "gpu":
+        from nstyle.backends import backend_class  # the framework is loaded already: it ran the GPU
+        peak = backend_class(backend_name).gpu_peak_memory_mb(index)
+        text += f", GPU {index} peak unknown" if peak is None else f", GPU {index} peak {peak[0]:.0f} MB ({peak[1]})"
+    return text
+
+
 def return_freed_memory():
     """Hand the freed pages of the C heap back to the system (glibc's malloc_trim); whether this libc can.
 

@@ -83,9 +83,12 @@ def load_weights(model_name, path):
             if stored[key].shape != shape:
                 raise RuntimeFailure(f"{path}: {key} has shape {stored[key].shape}, {model_name} needs {shape}; "
                                      f"run ./download.sh (or pick the right --model)")
+            if stored[key].dtype != np.float32:  # the example's file and ours are float32: another type is damage
+                raise RuntimeFailure(f"{path}: {key} holds {stored[key].dtype}, not float32; the file is corrupt, "
+                                     "run ./download.sh")
             if not np.all(np.isfinite(stored[key])):
                 raise RuntimeFailure(f"{path}: {key} holds NaN or inf; the file is corrupt, run ./download.sh")
-            arrays[key] = np.ascontiguousarray(stored[key], dtype=np.float32)
+            arrays[key] = np.ascontiguousarray(stored[key])
     return VGGWeights(model_name, arrays)
 
 

@@ -55,3 +55,17 @@ def tiny_argv(pictures, model_dir, output, *extra):
 
 def tiny_run(pictures, model_dir, output, *extra):
     return main(tiny_argv(pictures, model_dir, output, *extra))
+
+
+def raw_outputs(monkeypatch):
+    """{output path: the raw (mean-subtracted float32) image run.py saved there}: the saved picture is rounded to
+    8 bits, which would hide a small difference (a learning rate off by 10 % after the example's step, say)."""
+    from nstyle import cli
+    saved, original = {}, cli.save_output
+
+    def save_and_keep(args, job, path, image):
+        saved[os.fspath(path)] = np.array(image, copy=True)
+        original(args, job, path, image)
+
+    monkeypatch.setattr(cli, "save_output", save_and_keep)
+    return saved

@@ -1,7 +1,33 @@
-"""A plain numpy forward pass of the VGG stack and the loss heads: the yardstick for the backends."""
+"""A plain numpy forward pass of the VGG stack and the loss heads: the yardstick for the backends.
+
+The example's numbers are written out here, not imported from nstyle (../shared/DESIGN.md, "The algorithm, as the
+example does it"), so that a change to the code's layer plan, layers or head scales cannot move the yardstick too.
+"""
 import numpy as np
 
-from nstyle.vgg import CONTENT_LAYER, STYLE_LAYERS, Conv
+# The example's layers: style relu1_1 ... relu5_1, content relu4_2; convolutions per block, pooling between blocks.
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+CONTENT_LAYER = "relu4_2"
+CONVS_PER_BLOCK = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+
+
+def layer_names(model_name):
+    """conv names up to conv5_1 with "pool" between blocks, in order."""
+    names = []
+    for block, count in enumerate(CONVS_PER_BLOCK[model_name][:4], start=1):
+        names += [f"conv{block}_{index}" for index in range(1, count + 1)] + ["pool"]
+    return names + ["conv5_1"]
+
+
+def style_head_scale(style_weight, channels, height, width):
+    """The example's style head gradient: style_weight / (C·H·W·C)."""
+    return style_weight / (channels * height * width * channels)
+
+
+def gradient_clip_norm(image_shape):
+    """The example clips the data gradient to L2 norm 1 · np.prod(img.shape) = 3·H·W."""
+    _, channels, height, width = image_shape
+    return 1.0 * channels * height * width
 
 
 def conv3x3(x, weight, bias):
@@ -16,12 +42,12 @@ def conv3x3(x, weight, bias):
 def features(weights, image):
     """{relu name: (C, H, W) float64} for a (1, 3, H, W) image."""
     x, out = image[0].astype(np.float64), {}
-    for layer in weights.plan():
-        if isinstance(layer, Conv):
-            x = np.maximum(conv3x3(x, weights.arrays[f"{layer.name}_weight"].astype(np.float64),
-                                   weights.arrays[f"{layer.name}_bias"].astype(np.float64)), 0)
-            out[layer.name.replace("conv", "relu")] = x
-        else:
+    for name in layer_names(weights.model_name):
+        if name.startswith("conv"):
+            x = np.maximum(conv3x3(x, weights.arrays[f"{name}_weight"].astype(np.float64),
+                                   weights.arrays[f"{name}_bias"].astype(np.float64)), 0)
+            out[name.replace("conv", "relu")] = x
+        else:  # 2x2 average pooling, stride 2, odd rows and columns dropped
             c, h, w = x.shape
             x = x[:, :h // 2 * 2, :w // 2 * 2].reshape(c, h // 2, 2, w // 2, 2).mean(axis=(2, 4))
     return out

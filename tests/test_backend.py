@@ -40,8 +40,8 @@ def test_losses_match_numpy_reference(backend_name, tiny_weights):
 def test_gradient_matches_finite_differences(backend_name, tiny_weights):
     backend, content, style = make_backend(backend_name, tiny_weights)
     image = smooth_image(*SHAPE[2:], seed=3)
-    scales = [algorithm.style_head_scale(SETTINGS.style_weight, s)
-              for s in reference.style_feature_shapes(tiny_weights, image)] + [SETTINGS.content_weight]
+    scales = [reference.style_head_scale(SETTINGS.style_weight, *shape[1:])
+              for shape in reference.style_feature_shapes(tiny_weights, image)] + [SETTINGS.content_weight]
     _, gradient = backend.losses_and_gradient(image)
     direction = np.random.default_rng(4).standard_normal(SHAPE)  # float64: a float32 sum would round the step
     image = image.astype(np.float64)
@@ -74,7 +74,7 @@ def test_step_is_clip_plus_tv_plus_nag(backend_name, tiny_weights):
     for update in range(3):
         image = backend.image().astype(np.float64)
         _, gradient = backend.losses_and_gradient(image.astype(np.float32))
-        norm, limit = np.linalg.norm(gradient), algorithm.gradient_clip_norm(SHAPE)
+        norm, limit = np.linalg.norm(gradient), reference.gradient_clip_norm(SHAPE)
         assert norm > limit  # the test exercises the clipping
         total = gradient * (limit / norm) + backend.tv_gradient(image.astype(np.float32))
         expected, velocity = algorithm.nag_update(image, total, velocity,
@@ -86,14 +86,27 @@ def test_step_is_clip_plus_tv_plus_nag(backend_name, tiny_weights):
 
 
 def test_state_round_trip_resumes_exactly(backend_name, tiny_weights):
-    straight, _, _ = make_backend(backend_name, tiny_weights)
+    """Interrupted after a learning-rate step and resumed: the raw image equals the uninterrupted run's. (The step
+    comes every 2 updates here instead of the example's 75, to keep the test short.)"""
+    settings = algorithm.StyleSettings(content_weight=10.0, style_weight=1.0, tv_weight=0.5, lr=0.5, lr_sched_delay=2)
+    straight, _, _ = make_backend(backend_name, tiny_weights, settings)
     optimize(straight, 6, 0.0)
-    first, _, _ = make_backend(backend_name, tiny_weights)
+    first, _, _ = make_backend(backend_name, tiny_weights, settings)
     optimize(first, 3, 0.0)
-    second, _, _ = make_backend(backend_name, tiny_weights, seed=99)
+    assert first.state()["updates"] == 3
+    second, _, _ = make_backend(backend_name, tiny_weights, settings, seed=99)
     second.load_state(first.state())
     optimize(second, 6, 0.0, first_epoch=4)
     np.testing.assert_array_equal(second.image(), straight.image())
+
+
+def test_example_settings_are_the_examples():
+    """Written out from the example (../shared/DESIGN.md), not read from the code under test."""
+    assert (SETTINGS.momentum, SETTINGS.wd, SETTINGS.lr_sched_delay, SETTINGS.lr_sched_factor) == (0.95, 1e-4, 75, 0.9)
+    assert algorithm.style_head_scale(2.0, (1, 64, 10, 20)) == pytest.approx(2.0 / (64 * 10 * 20 * 64), rel=1e-12)
+    assert algorithm.gradient_clip_norm((1, 3, 10, 20)) == 600.0
+    assert algorithm.INIT_NOISE == 0.1
+    np.testing.assert_array_equal(algorithm.TV_KERNEL[0, 0] * 8, [[0, -1, 0], [-1, 4, -1], [0, -1, 0]])
 
 
 def test_learning_rate_follows_factor_schedule():

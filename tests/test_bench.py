@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import types
 
 import numpy as np
@@ -13,6 +14,7 @@ from PIL import Image
 
 import bench.suite as bench_main
 from bench import machine, report, worker
+from nstyle.algorithm import initial_image
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(PROJECT, "tests", "fixtures", "bench_results.csv")
@@ -226,6 +228,21 @@ def test_report_from_fixture(fixture_dir):
         assert (fixture_dir / name).read_bytes()[:8] == PNG_SIGNATURE
 
 
+def test_every_report_file_is_written_atomically(fixture_dir, monkeypatch):
+    """Each file the report writes (the plots too) is renamed into place from a temporary file beside it."""
+    renamed, rename = [], os.replace
+
+    def recording_replace(source, target):
+        renamed.append((os.path.basename(source), os.path.realpath(target)))
+        rename(source, target)
+
+    monkeypatch.setattr(os, "replace", recording_replace)
+    assert report.main([str(fixture_dir)]) == 0
+    written = {os.path.realpath(path) for path in fixture_dir.iterdir()} - {os.path.realpath(fixture_dir / "results.csv")}
+    assert {report.MEMORY_PLOT, report.TIME_PLOT, "report.md"} <= {os.path.basename(path) for path in written}
+    assert written <= {target for source, target in renamed if source.startswith(".tmp-")}
+
+
 def test_report_names_the_tuned_torch_row_and_gives_it_its_own_ratio(fixture_dir):
     frame = pd.read_csv(FIXTURE)
     tuned = frame[(frame["backend"] == "torch") & (frame["long_edge"] == 512)].copy()
@@ -307,6 +324,62 @@ class FakeNVML:
             raise self.NVMLError("not supported")
         return [types.SimpleNamespace(pid=self.listed_pid, usedGpuMemory=700 * 2**20),
                 types.SimpleNamespace(pid=1, usedGpuMemory=9000 * 2**20)]
+
+
+class SleepingBackend:
+    """A backend whose epoch is a known 30 ms sleep, for the worker's clock."""
+    EPOCH_S = 0.03
+
+    def __init__(self, *args, **kwargs):
+        self.current = np.zeros((1, 3, 4, 4), np.float32)
+
+    def step(self):
+        time.sleep(self.EPOCH_S * (3 if self.current.sum() == 0 else 1))  # the first epoch warms up: 3 times longer
+        self.current = self.current + 1
+        return 0.5
+
+    def image(self):
+        return self.current.copy()
+
+    def synchronize(self):  # as if the device still had 0.2 s of set-up queued when the host was done with it
+        time.sleep(0.2)
+        self.synchronized = self.current.sum() == 0  # before the first epoch
+
+
+def test_worker_times_each_epoch(tmp_path, images, monkeypatch):
+    """The worker's epoch figures against a workload of a known shape: every epoch sleeps 30 ms, the device's
+    set-up 0.2 s."""
+    import nstyle.backends
+    for name, value in nstyle.backends.cpu_thread_environment(1).items():
+        monkeypatch.setenv(name, value)  # as the worker's main sets them
+    args = worker.parse_args(["--backend", "mxnet", "--device", "cpu", "--size", "32", "--epochs", "4", "--warmup",
+                              "1", "--model-dir", str(tmp_path), "--content", images[0], "--style", images[1],
+                              "--threads", "1"])
+    row, made = {}, []
+
+    def create_backend(name, weights, content, style, settings, device, start):
+        made.append(SleepingBackend())
+        made[-1].made_with = (name, weights.model_name, content.shape, style.shape, settings, device, start)
+        return made[-1]
+
+    monkeypatch.setattr(nstyle.backends, "create_backend", create_backend)
+    worker.measure(args, row)
+    assert made[0].synchronized
+    # The backend the row says: run.py's example loop for the model, the image at its size, the seeded noise start.
+    name, model, content_shape, style_shape, settings, device, start = made[0].made_with
+    assert (name, model, device, row["weights"]) == ("mxnet", "vgg19", "cpu", "random")  # no weights file there
+    assert settings == worker.run_defaults("vgg19")[0]
+    assert content_shape == style_shape == start.shape == (1, 3, row["height"], row["width"]) == (1, 3, 21, 32)
+    np.testing.assert_array_equal(start, initial_image(content_shape, 0))
+    assert row["pixels"] == 21 * 32 and row["device_name"] == machine.cpu_model()
+    assert row["library"].startswith("mxnet") and row["thread_setting"].startswith("OMP_NUM_THREADS=1 ")
+    assert 0 <= row["import_s"] < 60 and row["baseline_rss_mb"] > 50
+    assert (row["epochs"], row["warmup_epochs"]) == (4, 1)
+    for column in ("median_epoch_s", "mean_epoch_s", "min_epoch_s", "max_epoch_s"):  # the warm-up left out
+        assert SleepingBackend.EPOCH_S <= row[column] < SleepingBackend.EPOCH_S + 0.25, column
+    assert row["min_epoch_s"] < 3 * SleepingBackend.EPOCH_S <= row["first_epoch_s"] < 1.0
+    assert 0.2 <= row["setup_s"] < 60  # the set-up waits for the device: none of it spills into the first epoch
+    assert row["setup_s"] + 7 * SleepingBackend.EPOCH_S <= row["total_s"] < row["setup_s"] + 2.0
 
 
 @pytest.mark.parametrize("listed_pid, kind", [(os.getpid(), "nvml-process"), (12345, "nvml-device-delta"),

@@ -6,6 +6,7 @@ import zlib
 import cv2
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image, ImageFile
 
 from nstyle import imageio
@@ -247,6 +248,11 @@ def test_tv_denoise():
     out = imageio.denoise(image, 0.2, "tv")
     assert out.shape == image.shape and out.dtype == np.uint8
     assert _high_frequency(out) < _high_frequency(image)
+    # The example's own call at its default: denoise_tv_chambolle(uint8 picture, weight=0.02, multichannel=True),
+    # which works on the picture scaled to [0, 1]; --remove-noise 0.2 is that weight (README, --denoise-method).
+    from skimage.restoration import denoise_tv_chambolle
+    example = np.rint(np.clip(denoise_tv_chambolle(image, weight=0.02, channel_axis=-1) * 255, 0, 255))
+    assert np.abs(out.astype(int) - example).max() <= 1
 
 
 def test_denoise_rejects_bad_input():
@@ -315,3 +321,63 @@ def test_check_output_path(tmp_path, monkeypatch):
 def test_stylized_epoch_path():
     assert imageio.stylized_epoch_path("output/out.png", 50) == os.path.join("output", "out_50.png")
     assert imageio.stylized_epoch_path("a.b/out.jpg", 7) == "a.b/out_7.jpg"
+
+
+# ---------------------------------------------------------------- damaged files (property-based)
+
+
+def load_or_refuse(path):
+    """The picture, or None when load_image refused the file with its one-line error."""
+    try:
+        return imageio.load_image(path)
+    except UsageError as error:
+        assert "\n" not in str(error)
+        return None
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=512))
+def test_arbitrary_bytes_never_crash_the_loader(tmp_path, blob):
+    path = tmp_path / "any.jpg"
+    path.write_bytes(blob)
+    picture = load_or_refuse(path)
+    assert picture is None or (picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[2] == 3)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_a_damaged_png_is_refused_or_loads_exactly(tmp_path, data):
+    """PNG carries a CRC on every chunk and an Adler-32 over the pixels: a damaged file is refused, or the damage
+    fell where it changes no pixel (an ancillary chunk, say) and the picture is exactly the original."""
+    original = _rng_image(12, 9)
+    path = tmp_path / "p.png"
+    Image.fromarray(original).save(path)
+    damaged = bytearray(path.read_bytes())
+    how = data.draw(st.sampled_from(("overwrite", "truncate", "insert")))
+    start = data.draw(st.integers(0, len(damaged) - 1))
+    if how == "overwrite":
+        for position in data.draw(st.lists(st.integers(0, len(damaged) - 1), min_size=1, max_size=4)):
+            damaged[position] ^= data.draw(st.integers(1, 255))
+    elif how == "truncate":
+        damaged = damaged[:start]
+    else:
+        damaged[start:start] = data.draw(st.binary(min_size=1, max_size=8))
+    path.write_bytes(bytes(damaged))
+    picture = load_or_refuse(path)
+    assert picture is None or np.array_equal(picture, original)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_a_damaged_jpeg_is_refused_or_loads_as_a_picture(tmp_path, data):
+    """JPEG has no checksum: of the one-byte damages to a 12x9 JPEG, about a third decode to other pixels (measured:
+    241 of 743 positions), and no reader can tell them from a real picture. What holds: never a crash, always the
+    one-line error or a well-formed picture of the header's size."""
+    path = tmp_path / "p.jpg"
+    Image.fromarray(_rng_image(12, 9)).save(path)
+    damaged = bytearray(path.read_bytes())
+    for position in data.draw(st.lists(st.integers(0, len(damaged) - 1), min_size=1, max_size=4)):
+        damaged[position] ^= data.draw(st.integers(1, 255))
+    path.write_bytes(bytes(damaged))
+    picture = load_or_refuse(path)
+    assert picture is None or (picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[2] == 3)

@@ -45,9 +45,14 @@ def cpu_thread_environment(threads):
             "MXNET_CPU_WORKER_NTHREADS": "1"}
 
 
+def is_torch_backend(name):
+    """torch and torch-tuned (PyTorch), as against mxnet."""
+    return BACKENDS[name][0] == "nstyle.backends.torch_backend"
+
+
 def use_cpu_threads(name, threads):
     """Give the named framework this many CPU threads. For MXNet it must run before MXNet is imported."""
     os.environ.update(cpu_thread_environment(threads))
-    if BACKENDS[name][0] == "nstyle.backends.torch_backend":  # torch and torch-tuned
+    if is_torch_backend(name):
         import torch
         torch.set_num_threads(threads)

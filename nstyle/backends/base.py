@@ -22,6 +22,15 @@ class Backend(ABC):
         """Free memory on GPU index, MiB, as this framework sees it; None where it cannot tell."""
         return None
 
+    @staticmethod
+    def gpu_peak_memory_mb(index):
+        """(peak MiB of GPU index this process took, what the number is), as the framework counts; None where it
+        cannot tell."""
+        return None
+
+    def synchronize(self):
+        """Wait until the device has done the work queued so far (a GPU runs asynchronously)."""
+
     @abstractmethod
     def step(self):
         """One epoch: forward, backward, clip, add the TV gradient, NAG update. Returns the relative change."""

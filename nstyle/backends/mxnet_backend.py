@@ -173,6 +173,19 @@ class MXNetBackend(Backend):
         return free / 2**20
 
     @staticmethod
+    def gpu_peak_memory_mb(index):
+        # MXNet 1.9 has no peak counter; its pooled allocator keeps what it took until the process ends, so the
+        # device's used memory at the end is the pool's peak (plus any other process's use of the card).
+        try:
+            free, total = mx.context.gpu_memory_info(index)
+        except mx.base.MXNetError:
+            return None
+        return (total - free) / 2**20, "used on the device at the end; MXNet's pool keeps its peak"
+
+    def synchronize(self):
+        mx.nd.waitall()
+
+    @staticmethod
     def _feature_shapes(features, names, data_shape):
         group = mx.sym.Group([features[name] for name in names])
         return [tuple(shape) for shape in group.infer_shape(data=data_shape)[1]]

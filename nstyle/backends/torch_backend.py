@@ -5,6 +5,8 @@ A plain baseline on purpose: no torch.compile, no channels_last; float32 unless 
 autocast convolutions (the bench's timing rows use float32). Only the image needs a gradient; the VGG weights are
 constant tensors.
 """
+import os
+
 import torch
 import torch.nn.functional as F
 from torch.optim.adam import adam as torch_adam
@@ -25,6 +27,22 @@ def torch_device(device):
             f"PyTorch sees {available} GPU(s)"
         raise RuntimeFailure(f"no GPU {index}: {why}; use --gpu -1 for the CPU")
     return torch.device("cuda", index)
+
+
+def pin_gpu_numerics():
+    """On a GPU, the math the project promises: "same math" as the CPU, "same seed, same picture", "resume bit for
+    bit". PyTorch's CUDA defaults trade them for speed: cuDNN convolutions in TF32 (a 10-bit mantissa) and autotuned
+    algorithms that may differ between runs or be non-deterministic. Here float32 stays float32 (bfloat16 is the
+    explicit speed choice, --precision) and the algorithms are deterministic. Process-wide switches of torch, set
+    before the first convolution; CUBLAS_WORKSPACE_CONFIG must precede cuBLAS's first use."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    # warn_only: an operation with no deterministic CUDA kernel warns instead of ending the run (none is known on
+    # this path: convolutions, average pooling, matrix products and reductions all have one).
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def gram(feature):
@@ -76,6 +94,8 @@ class TorchBackend(Backend):
     def __init__(self, weights, content, style, settings, device, initial_image, precision="float32"):
         self.settings = settings
         self.device = torch_device(device)
+        if self.device.type == "cuda":
+            pin_gpu_numerics()
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"unknown precision {precision!r}")
         self.precision = precision
@@ -127,6 +147,17 @@ class TorchBackend(Backend):
         except (RuntimeError, AssertionError):  # no CUDA build, no such GPU
             return None
         return free / 2**20
+
+    @staticmethod
+    def gpu_peak_memory_mb(index):
+        try:
+            return torch.cuda.max_memory_reserved(index) / 2**20, "the peak PyTorch's allocator held"
+        except (RuntimeError, AssertionError):  # no CUDA build, no such GPU
+            return None
+
+    def synchronize(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def _features(self, x):
         if self.precision == "float32":
