@@ -68,17 +68,22 @@ def test_tv_gradient_is_gradient_of_smoothness_energy(backend_name, tiny_weights
     assert abs((got * direction).sum() - numeric) <= 1e-4 * abs(numeric)
 
 
-def test_step_is_clip_plus_tv_plus_nag(backend_name, tiny_weights):
-    backend, _, _ = make_backend(backend_name, tiny_weights)
+# Loss weights whose raw gradient is far above the clip norm (clipped) and about half of it (passed on unchanged).
+CLIPPED, UNCLIPPED = SETTINGS, algorithm.StyleSettings(content_weight=0.5, style_weight=0.05, tv_weight=0.5, lr=1e-3)
+
+
+@pytest.mark.parametrize("settings", [CLIPPED, UNCLIPPED], ids=["clipped", "under-the-clip"])
+def test_step_is_clip_plus_tv_plus_nag(backend_name, tiny_weights, settings):
+    backend, _, _ = make_backend(backend_name, tiny_weights, settings)
     velocity = np.zeros(SHAPE)
     for update in range(3):
         image = backend.image().astype(np.float64)
         _, gradient = backend.losses_and_gradient(image.astype(np.float32))
         norm, limit = np.linalg.norm(gradient), reference.gradient_clip_norm(SHAPE)
-        assert norm > limit  # the test exercises the clipping
-        total = gradient * (limit / norm) + backend.tv_gradient(image.astype(np.float32))
+        assert (norm > limit) == (settings is CLIPPED)  # each case exercises its side of the clipping
+        total = gradient * min(limit / norm, 1.0) + backend.tv_gradient(image.astype(np.float32))
         expected, velocity = algorithm.nag_update(image, total, velocity,
-                                                  algorithm.learning_rate(SETTINGS, update), SETTINGS)
+                                                  algorithm.learning_rate(settings, update), settings)
         change = backend.step()
         np.testing.assert_allclose(backend.image(), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
         assert change == pytest.approx(np.linalg.norm(expected - image) / np.linalg.norm(expected), rel=1e-3)
