@@ -39,8 +39,11 @@ CONFIGURATIONS = {
                      {"precision": "float32"}),
     "default": ("run.py's defaults (optimizer auto: L-BFGS on a CPU, Adam on a GPU; coarse to fine; precision auto)",
                 {"precision": "auto"}),
+    "default-tf32": ("run.py's defaults in tfloat32 (cuDNN's TF32 convolutions: torch on an Ampere or newer GPU)",
+                     {"precision": "tfloat32"}),
     "peer": ("the peer: a plain PyTorch L-BFGS script (bench/peer.py), one scale, float32", None),
 }
+OPT_IN = ("lbfgs-pyramid", "default-tf32")  # not in --configs' default list
 PEER_EVALUATIONS = 50
 
 
@@ -57,9 +60,9 @@ def build_parser():
     arg("--backend", default="mxnet", help="backend of our configurations (default mxnet); the peer is PyTorch")
     arg("--device", default="cpu", help="cpu or gpuN (default cpu)")
     arg("--size", type=int, default=512, help="the output's long edge (default 512)")
-    arg("--configs", default=",".join(name for name in CONFIGURATIONS if name != "lbfgs-pyramid"),
-        help="comma list of: " + ", ".join(CONFIGURATIONS) + " (default: all but lbfgs-pyramid, which is the "
-             "default on a CPU)")
+    arg("--configs", default=",".join(name for name in CONFIGURATIONS if name not in OPT_IN),
+        help="comma list of: " + ", ".join(CONFIGURATIONS) + " (default: all but " + " and ".join(OPT_IN) +
+             ": lbfgs-pyramid is the default on a CPU, default-tf32 runs only on a GPU)")
     arg("--every", type=int, default=1, help="score every N epochs at the output's size (default 1)")
     arg("--example-every", type=int, default=10, help="the same for the example's long NAG run (default 10)")
     arg("--example-epochs", type=int, default=1000, help="NAG's budget for the example row (default 1000)")
@@ -72,14 +75,19 @@ def build_parser():
     return parser
 
 
+def configuration_precision(name, args):
+    from nstyle import settings
+    precision = CONFIGURATIONS[name][1]["precision"]
+    return settings.default_precision(args.backend, args.device)[0] if precision == "auto" else precision
+
+
 def settings_for(name, args):
     from nstyle import settings
     _, arguments = CONFIGURATIONS[name]
     arguments = {key: ([int(str(v).format(size=args.size)) for v in value] if key == "scales" else value)
                  for key, value in arguments.items()}
-    precision = arguments.pop("precision")
-    if precision == "auto":
-        precision = settings.default_precision(args.backend, args.device)[0]
+    arguments.pop("precision")
+    precision = configuration_precision(name, args)
     arguments.setdefault("optimizer", settings.default_optimizer(args.device))
     if arguments.get("optimizer") == "nag":
         arguments["max_epochs"] = args.example_epochs
@@ -174,6 +182,12 @@ def main(argv=None):
     for path in (args.content, args.style):
         if not os.path.isfile(path):
             parser.error(f"{path}: no such file; run ./download.sh for the sample pair")
+    from nstyle.settings import precision_problem
+    for name in names:  # auto never picks what the device cannot run; only the fixed precisions are checked
+        fixed = CONFIGURATIONS[name][1] and CONFIGURATIONS[name][1]["precision"]
+        problem = fixed and fixed != "auto" and precision_problem(fixed, args.backend, args.device)
+        if problem:
+            parser.error(f"--configs {name}: {problem}")
     os.makedirs(os.path.join(args.out, "logs"), exist_ok=True)
     info = machine.machine_info(args.threads)
     info["command"] = " ".join(["python -m bench.quality"] + (sys.argv[1:] if argv is None else argv))

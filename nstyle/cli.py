@@ -98,7 +98,8 @@ def build_parser():
         "(default: lbfgs and adam %g; nag 0, the example's canvas)" % defaults.BORDER)
     arg("--precision", choices=("auto",) + PRECISIONS, default="auto",
         help="arithmetic of the convolutions: auto = bfloat16 on a CPU with AVX512_BF16 and on NVIDIA GPUs from "
-             "Ampere on (torch backend), else float32")
+             "Ampere on (torch backend), else float32; tfloat32 = cuDNN's TF32 convolutions (torch backend on an "
+             "Ampere or newer GPU: a speed choice that gives up the bit-exact GPU runs)")
     arg("--gpu", default="auto", help="GPU index, -1 for the CPU; default: GPU 0 when one can be used, else CPU")
     arg("--output", default=os.path.join("output", "out.jpg"),
         help="where to write the result (an existing file is replaced; default %(default)s)")
@@ -307,6 +308,9 @@ def scale_list(args, content_rgb=None):
 def choose_precision(flag, backend_name, device):
     """(precision, the line to log or None): the flag, or for auto the settings' choice for this hardware."""
     if flag != "auto":
+        problem = defaults.precision_problem(flag, backend_name, device)
+        if problem:
+            raise UsageError(problem)
         return flag, None
     return defaults.default_precision(backend_name, device)
 

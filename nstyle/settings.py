@@ -161,6 +161,19 @@ def default_precision(backend_name, device):
     return "float32", None
 
 
+def precision_problem(precision, backend_name, device):
+    """Why this backend and device cannot run this precision (one line), or None. tfloat32 is cuDNN's TF32 mode:
+    NVIDIA GPUs from Ampere on (compute capability 8), through PyTorch; MXNet 1.9's float32 has no such switch."""
+    if precision != "tfloat32":
+        return None
+    if device == "cpu" or backend_name == "mxnet":
+        return ("--precision tfloat32 runs on an NVIDIA GPU from Ampere on with --backend torch; "
+                f"this run has --backend {backend_name} on {device}")
+    if not gpu_has_bf16(device):
+        return f"--precision tfloat32 needs an NVIDIA GPU from Ampere on; {device} is older (use float32)"
+    return None
+
+
 def cpu_has_bf16():
     try:
         with open("/proc/cpuinfo") as cpuinfo:
@@ -170,5 +183,6 @@ def cpu_has_bf16():
 
 
 def gpu_has_bf16(device):
+    """Ampere or newer (compute capability 8): tensor cores for bfloat16 and TF32."""
     import torch
     return torch.cuda.get_device_capability(int(device[3:]))[0] >= 8

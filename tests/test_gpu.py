@@ -134,6 +134,62 @@ def test_float32_on_a_gpu_is_float32_and_deterministic(torch_switches, monkeypat
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"  # what deterministic cuBLAS needs
 
 
+def test_tfloat32_on_a_gpu_is_pytorchs_own_defaults(torch_switches, monkeypatch):
+    """The speed choice: cuDNN convolutions in TF32 and algorithms not pinned, as the H100 bench ran before the pin;
+    the Gram products stay float32. bfloat16 keeps the deterministic algorithms."""
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    pin_gpu_numerics("tfloat32")
+    assert torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    assert not torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert not torch.are_deterministic_algorithms_enabled()
+    import os
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    pin_gpu_numerics("bfloat16")  # switched back: the same process may run another precision next
+    assert not torch.backends.cudnn.allow_tf32 and torch.backends.cudnn.deterministic
+    assert torch.are_deterministic_algorithms_enabled()
+
+
+@pytest.mark.parametrize("backend, device, capability, problem", [
+    ("torch", "cpu", AMPERE, "--precision tfloat32 runs on an NVIDIA GPU from Ampere on with --backend torch; this "
+                             "run has --backend torch on cpu"),
+    ("mxnet", "gpu0", AMPERE, "--precision tfloat32 runs on an NVIDIA GPU from Ampere on with --backend torch; this "
+                              "run has --backend mxnet on gpu0"),
+    ("torch", "gpu1", (7, 5), "--precision tfloat32 needs an NVIDIA GPU from Ampere on; gpu1 is older (use float32)"),
+    ("torch", "gpu0", AMPERE, None),
+    ("torch-tuned", "gpu0", HOPPER, None),
+])
+def test_tfloat32_only_where_tf32_exists(monkeypatch, backend, device, capability, problem):
+    monkeypatch.setattr(settings, "gpu_has_bf16", lambda device: capability[0] >= 8)
+    assert settings.precision_problem("tfloat32", backend, device) == problem
+    if problem:
+        with pytest.raises(UsageError, match="^" + problem.replace("(", r"\(").replace(")", r"\)") + "$"):
+            cli.choose_precision("tfloat32", backend, device)
+    else:
+        assert cli.choose_precision("tfloat32", backend, device) == ("tfloat32", None)
+    for other in ("float32", "bfloat16"):
+        assert settings.precision_problem(other, backend, device) is None
+
+
+def test_the_torch_backend_takes_tfloat32_on_a_gpu_only(monkeypatch, tiny_weights):
+    from nstyle.backends import torch_backend
+    calls = []
+
+    class Reached(Exception):
+        pass
+
+    def pinned(precision):
+        calls.append(precision)
+        raise Reached
+
+    monkeypatch.setattr(torch_backend, "pin_gpu_numerics", pinned)
+    with pytest.raises(ValueError, match="tfloat32 is a precision of NVIDIA GPUs"):
+        TorchBackend(tiny_weights, None, None, None, "cpu", None, precision="tfloat32")
+    monkeypatch.setattr(torch_backend, "torch_device", lambda device: torch.device("cuda", 0))
+    with pytest.raises(Reached):
+        TorchBackend(tiny_weights, None, None, None, "gpu0", None, precision="tfloat32")
+    assert calls == ["tfloat32"]
+
+
 def test_the_torch_backend_pins_the_numerics_on_a_gpu(monkeypatch, tiny_weights):
     """Before its first tensor on the device (a CPU-only machine cannot go further: the fake GPU stops there)."""
     from nstyle.backends import torch_backend
@@ -142,7 +198,7 @@ def test_the_torch_backend_pins_the_numerics_on_a_gpu(monkeypatch, tiny_weights)
     class Reached(Exception):
         pass
 
-    def pinned():
+    def pinned(precision):
         calls.append("pinned")
         raise Reached
 

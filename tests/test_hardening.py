@@ -176,6 +176,8 @@ BAD_INPUT = {
                                          False),
     "init noise over 1": ({"--init-noise": "1.5"}, 2, "--init-noise must be ≤ 1, got 1.5", False),
     "init noise negative": ({"--init-noise": "-0.5"}, 2, "--init-noise must be ≥ 0, got -0.5", False),
+    "tfloat32 on a CPU": ({"--precision": "tfloat32", "--backend": "torch"}, 2, "--precision tfloat32 runs on an "
+                          "NVIDIA GPU from Ampere on with --backend torch; this run has --backend torch on cpu", True),
     "output is a style image": ({"--style-image": ("{content}", "{style}"), "--output": "{style}"}, 2,
                                 "is the --style-image: it would be overwritten", False),
 }

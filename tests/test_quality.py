@@ -70,3 +70,16 @@ def test_border_stripe_is_the_worst_sides_largest_channel_step():
     assert quality.border_stripe(picture) == 10.0
     picture[2:6, :, 1] = 110  # the same colour 6 rows deep is the picture, not a stripe
     assert quality.border_stripes(picture)["top"] == 0.0
+
+
+def test_quality_bench_refuses_tf32_on_a_cpu_before_running_anything(tmp_path, pictures):
+    out = tmp_path / "q"
+    command = [sys.executable, "-m", "bench.quality", "--content", pictures[0], "--style", pictures[1],
+               "--configs", "default,default-tf32", "--out", str(out)]
+    process = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=120)
+    assert process.returncode == 2 and not out.exists()
+    assert process.stderr.splitlines()[-1] == (
+        "python -m bench.quality: error: --configs default-tf32: --precision tfloat32 runs on an NVIDIA GPU from "
+        "Ampere on with --backend torch; this run has --backend mxnet on cpu")
+    from bench.quality import build_parser
+    assert "default-tf32" not in build_parser().parse_args(["--out", "x"]).configs.split(",")

@@ -22,7 +22,8 @@ def backend_class(name):
     return getattr(importlib.import_module(module_name), class_name)
 
 
-PRECISIONS = ("float32", "bfloat16")
+# tfloat32: cuDNN convolutions in TF32 (NVIDIA GPUs from Ampere on, PyTorch only; settings.check_precision).
+PRECISIONS = ("float32", "bfloat16", "tfloat32")
 
 
 def create_backend(name, weights, content, style, settings, device, initial_image, precision="float32"):

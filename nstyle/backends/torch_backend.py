@@ -2,7 +2,7 @@
 that mxnet-cu112 cannot use.
 
 A plain baseline on purpose: no torch.compile, no channels_last; float32 unless precision="bfloat16" asks for
-autocast convolutions (the bench's timing rows use float32). Only the image needs a gradient; the VGG weights are
+autocast convolutions or, on a GPU, precision="tfloat32" for TF32 ones (the bench's timing rows use float32). Only the image needs a gradient; the VGG weights are
 constant tensors.
 """
 import os
@@ -29,20 +29,24 @@ def torch_device(device):
     return torch.device("cuda", index)
 
 
-def pin_gpu_numerics():
+def pin_gpu_numerics(precision="float32"):
     """On a GPU, the math the project promises: "same math" as the CPU, "same seed, same picture", "resume bit for
     bit". PyTorch's CUDA defaults trade them for speed: cuDNN convolutions in TF32 (a 10-bit mantissa) and autotuned
-    algorithms that may differ between runs or be non-deterministic. Here float32 stays float32 (bfloat16 is the
-    explicit speed choice, --precision) and the algorithms are deterministic. Process-wide switches of torch, set
-    before the first convolution; CUBLAS_WORKSPACE_CONFIG must precede cuBLAS's first use."""
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    algorithms that may differ between runs or be non-deterministic. Here float32 stays float32 and bfloat16 runs
+    deterministic algorithms. precision="tfloat32" is the speed choice that keeps PyTorch's own defaults instead
+    (TF32 convolutions, algorithms not pinned, matrix products in float32): what the H100 quality bench measured
+    as float32 before this pin (bench/NOTES.md). Process-wide switches of torch, set before the first convolution;
+    CUBLAS_WORKSPACE_CONFIG must precede cuBLAS's first use."""
+    pinned = precision != "tfloat32"
+    if pinned:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cuda.matmul.allow_tf32 = False  # the Gram products: float32 in every precision
+    torch.backends.cudnn.allow_tf32 = not pinned
     torch.backends.cudnn.benchmark = False
-    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.deterministic = pinned
     # warn_only: an operation with no deterministic CUDA kernel warns instead of ending the run (none is known on
     # this path: convolutions, average pooling, matrix products and reductions all have one).
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(pinned, warn_only=True)
 
 
 def gram(feature):
@@ -94,10 +98,12 @@ class TorchBackend(Backend):
     def __init__(self, weights, content, style, settings, device, initial_image, precision="float32"):
         self.settings = settings
         self.device = torch_device(device)
-        if self.device.type == "cuda":
-            pin_gpu_numerics()
-        if precision not in ("float32", "bfloat16"):
+        if precision not in ("float32", "bfloat16", "tfloat32"):
             raise ValueError(f"unknown precision {precision!r}")
+        if precision == "tfloat32" and self.device.type != "cuda":
+            raise ValueError("tfloat32 is a precision of NVIDIA GPUs")
+        if self.device.type == "cuda":
+            pin_gpu_numerics(precision)
         self.precision = precision
         self.style_names = [name for name, _ in settings.style_layers]
         self.content_names = [name for name, _ in settings.content_layers]
@@ -160,7 +166,7 @@ class TorchBackend(Backend):
             torch.cuda.synchronize(self.device)
 
     def _features(self, x):
-        if self.precision == "float32":
+        if self.precision != "bfloat16":  # float32, or tfloat32: float32 tensors, cuDNN's TF32 switch does the rest
             return vgg_features(self.layers, self.layer_names, x)
         # Convolutions in bfloat16 (autocast); the Gram products and losses in float32, as in the MXNet backend.
         with torch.autocast(self.device.type, dtype=torch.bfloat16):
