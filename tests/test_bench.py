@@ -382,9 +382,12 @@ def test_worker_times_each_epoch(tmp_path, images, monkeypatch):
     assert row["setup_s"] + 7 * SleepingBackend.EPOCH_S <= row["total_s"] < row["setup_s"] + 2.0
 
 
-@pytest.mark.parametrize("listed_pid, kind", [(os.getpid(), "nvml-process"), (12345, "nvml-device-delta"),
-                                              (None, "nvml-device-delta")])
-def test_gpu_memory_sampler(listed_pid, kind):
+# "this process" is resolved when the test runs: a PID in the parameters would change the test's ID from run to run
+# (and a forked test runner's PID differs from the collecting one's).
+@pytest.mark.parametrize("listed, kind", [("this process", "nvml-process"), (12345, "nvml-device-delta"),
+                                          (None, "nvml-device-delta")])
+def test_gpu_memory_sampler(listed, kind):
+    listed_pid = os.getpid() if listed == "this process" else listed
     sampler = worker.GpuMemorySampler(FakeNVML(listed_pid), 0, interval=0.001).start()
     sampler.stop()
     peak, got_kind = sampler.peak()
