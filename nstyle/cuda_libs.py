@@ -4,15 +4,17 @@ libmxnet.so asks the dynamic linker for libcudart.so.11.0, libcudnn.so.8, ... by
 files under site-packages/nvidia/*/lib, where the linker never looks. Loading them first with RTLD_GLOBAL
 makes the later lookups by soname succeed. With the CPU wheel there is no such folder and nothing happens.
 
-Only the files mxnet-cu112 needs, by exact name: a CUDA 12 build of torch brings nvidia-*-cu12 wheels into the same
-folders (libcublas.so.12 beside libcublas.so.11), and loading every file there would put CUDA 11 and 12 libraries
-into one process. Two wheels even share file names (nvidia/nccl/lib/libnccl.so.2, nvidia/nvtx/lib/libnvToolsExt.so.1):
-installed together, one overwrites the other, so mxnet-cu112 and a CUDA build of torch need separate venvs
-(requirements-gpu.txt); preload refuses a venv that holds both.
+Only the files mxnet-cu112 needs, by exact name: a CUDA build of torch brings other CUDA majors' wheels into the same
+site-packages/nvidia tree (PyPI's torch 2.13.0 is a CUDA 13 build: libcudnn.so.9 beside libcudnn.so.8 in
+nvidia/cudnn/lib, the toolkit under nvidia/cu13/lib), and loading every file there would put CUDA 11 and 13
+libraries into one process. nvidia-nccl-cu13 even writes the same file as nvidia-nccl-cu11
+(nvidia/nccl/lib/libnccl.so.2): installed together, one overwrites the other, so mxnet-cu112 and a CUDA build of
+torch need separate venvs (requirements-gpu.txt); preload refuses a venv that holds both.
 """
 import ctypes
 import importlib.metadata
 import os
+import re
 import site
 import sys
 
@@ -40,7 +42,8 @@ MXNET_CUDA11_LIBRARIES = (
     ("nccl", "libnccl.so.2"),
     ("nvtx", "libnvToolsExt.so.1"),
 )
-CUDA11_WHEEL_SUFFIX, CUDA12_WHEEL_SUFFIX = "-cu11", "-cu12"
+# nvidia-<library>-cu<CUDA major>: the wheels of one library for several CUDA majors install into one folder.
+CUDA_WHEEL_NAME = re.compile(r"^nvidia-(?P<library>.+)-cu(?P<major>\d+)$")
 
 
 def wheel_library_paths(roots):
@@ -57,24 +60,25 @@ def wheel_library_paths(roots):
 
 
 def clashing_cuda_wheels(distributions=None):
-    """Names of installed nvidia-*-cu12 wheels that share a name with an installed nvidia-*-cu11 one (nccl, nvtx,
-    cudnn, ...): they write the same folders, some the same files."""
+    """Names of installed nvidia-<library>-cu<N> wheels, N other than 11, for a library an installed
+    nvidia-<library>-cu11 wheel provides too (nccl, cudnn, ...): they write the same folders, some the same files."""
     names = {dist.metadata["Name"].lower() for dist in
              (importlib.metadata.distributions() if distributions is None else distributions)}
-    return sorted(name for name in names if name.startswith("nvidia-") and name.endswith(CUDA12_WHEEL_SUFFIX)
-                  and name[:-len(CUDA12_WHEEL_SUFFIX)] + CUDA11_WHEEL_SUFFIX in names)
+    wheels = [match for match in map(CUDA_WHEEL_NAME.match, names) if match]
+    cuda11 = {match["library"] for match in wheels if match["major"] == "11"}
+    return sorted(match.string for match in wheels if match["major"] != "11" and match["library"] in cuda11)
 
 
 def preload(roots=None, distributions=None):
     """Load the CUDA 11 wheel libraries mxnet-cu112 links, by exact name; those whose dependencies are not loaded
     yet are retried after the rest. Returns the paths loaded. Libraries that never load (no GPU driver, say) are
-    left for MXNet to report. RuntimeFailure when CUDA 12 wheels of the same libraries share the venv."""
+    left for MXNet to report. RuntimeFailure when another CUDA major's wheels of the same libraries share the venv."""
     roots = roots if roots is not None else site.getsitepackages() + [site.getusersitepackages()] + sys.path
     pending, loaded = wheel_library_paths(roots), []
     if pending:
         clashing = clashing_cuda_wheels(distributions)
         if clashing:
-            raise RuntimeFailure(f"this venv holds CUDA 12 wheels ({', '.join(clashing)}, from a CUDA build of torch) "
+            raise RuntimeFailure(f"this venv holds wheels of another CUDA ({', '.join(clashing)}, from a CUDA build of torch) "
                                  "beside the CUDA 11 ones mxnet-cu112 needs, in the same folders; install "
                                  "requirements-gpu.txt into a venv of its own (see the file)")
     while pending:
