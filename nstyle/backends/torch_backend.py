@@ -2,8 +2,8 @@
 that mxnet-cu112 cannot use.
 
 A plain baseline on purpose: no torch.compile, no channels_last; float32 unless precision="bfloat16" asks for
-autocast convolutions or, on a GPU, precision="tfloat32" for TF32 ones (the bench's timing rows use float32). Only the image needs a gradient; the VGG weights are
-constant tensors.
+autocast convolutions or, on a GPU, precision="tfloat32" for TF32 ones (the bench's timing rows use float32). Only
+the image needs a gradient; the VGG weights are constant tensors.
 """
 import os
 
