@@ -1,4 +1,5 @@
 import os
+import signal
 import sys
 
 import numpy as np
@@ -11,6 +12,18 @@ from nstyle import imageio  # noqa: E402
 from nstyle.cli import main  # noqa: E402
 from nstyle.params import save_params  # noqa: E402
 from nstyle.vgg import random_weights  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_delivered():
+    """The interrupt tests send SIGINT to this process. A suite started in the background (bash's `cmd &`, nohup
+    wrappers, some runners) inherits SIGINT ignored, which run.py rightly keeps ignored, so those tests would see
+    no interrupt: give the suite Python's own handler, as in a terminal."""
+    inherited = signal.getsignal(signal.SIGINT)
+    if inherited is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, inherited)
 
 
 @pytest.fixture(scope="session")
