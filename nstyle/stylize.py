@@ -161,14 +161,15 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
                 callback(Progress(index, len(scales), scale.long_edge, epoch, scale.epochs, change, work,
                                   total_work, time.perf_counter() - started, inside(picture, border)))
 
-        offset = sum(earlier.epochs for earlier in scales[:index])  # saves count epochs across scales
+        def save_at(epoch, picture, border=border):
+            save(epoch, inside(picture, border))
 
-        def save_at(epoch, picture, offset=offset, border=border):
-            save(offset + epoch, inside(picture, border))
-
+        # Saves count epochs across scales: the earlier scales' budgets come first.
         result = optimize(backend, scale.epochs, settings.stop_eps, save_every, save_at if save else None,
                           first_epoch=begin, should_stop=should_stop, optimizer=settings.optimizer,
-                          settings=settings.style, on_epoch=on_epoch)
+                          settings=settings.style, on_epoch=on_epoch,
+                          epochs_before=sum(earlier.epochs for earlier in scales[:index]),
+                          run_last_epoch=sum(every.epochs for every in scales))
         total_epochs += result.epochs
         canvas, image = result.image, inside(result.image, border)
         results.append(ScaleResult(scale.long_edge, image.shape[2], image.shape[3], result.epochs,

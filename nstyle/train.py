@@ -29,10 +29,12 @@ def is_finite(change, image):
 
 
 def optimize(backend, max_epochs, stop_eps, save_every=0, save=None, first_epoch=1, should_stop=None,
-             optimizer="nag", settings=None, on_epoch=None):
+             optimizer="nag", settings=None, on_epoch=None, epochs_before=0, run_last_epoch=None):
     """Run epochs first_epoch..max_epochs of the optimizer until the relative change drops below stop_eps.
 
-    save(epoch, image) is called every save_every epochs; on_epoch(epoch, change, image) after every epoch.
+    save(run epoch, image) is called every save_every epochs of the whole run, whose epochs are this call's plus
+    epochs_before (the earlier scales' budgets) and whose last, not saved (it is the output), is run_last_epoch
+    (default: this call's last); on_epoch(epoch, change, image) after every epoch.
     should_stop() is asked after each epoch but the last (the state is consistent there: a resumed run continues
     exactly). A NaN or inf in the change or the image stops the run; the result keeps the last finite image (one
     host copy per epoch, small next to the epoch). Returns a RunResult.
@@ -54,8 +56,10 @@ def optimize(backend, max_epochs, stop_eps, save_every=0, save=None, first_epoch
         if change is not None and change < stop_eps:
             run["stop_reason"] = "converged"
             return True
-        if save is not None and should_save(epoch, save_every, max_epochs):
-            save(epoch, latest)
+        run_epoch = epochs_before + epoch
+        last = epochs_before + max_epochs if run_last_epoch is None else run_last_epoch
+        if save is not None and should_save(run_epoch, save_every, last):
+            save(run_epoch, latest)
         if should_stop is not None and epoch < max_epochs and should_stop():
             run["stop_reason"] = "interrupted"
             return True

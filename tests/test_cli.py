@@ -98,6 +98,15 @@ def test_scales_run_coarse_to_fine(tmp_path, pictures, tiny_model_dir, caplog):
     assert imageio.load_image(tmp_path / "o.png").shape == (36, 48, 3)
 
 
+def test_intermediate_saves_count_epochs_across_scales(tmp_path, pictures, tiny_model_dir):
+    """README: every N epochs, counted across scales; the last epoch's picture is the output itself."""
+    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--max-long-edge", "48", "--scales", "24,48",
+                    "--scale-epochs", "3,3", "--optimizer", "adam", "--save-epochs", "2", "--stop-eps", "0") == 0
+    assert sorted(path.name for path in tmp_path.glob("o*.png")) == ["o.png", "o_2.png", "o_4.png"]
+    assert imageio.load_image(tmp_path / "o_2.png").shape == (18, 24, 3)  # each at its scale's size
+    assert imageio.load_image(tmp_path / "o_4.png").shape == (36, 48, 3)
+
+
 def test_init_from_an_image_file(tmp_path, pictures, tiny_model_dir):
     assert tiny_run(pictures, tiny_model_dir, tmp_path / "a.png", "--max-num-epochs", "1", "--init", pictures[1],
                     "--remove-noise", "0") == 0

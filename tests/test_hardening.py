@@ -503,22 +503,29 @@ def signal_when_saving(monkeypatch, epoch, signum):
     monkeypatch.setattr(imageio, "save_image", save_then_signal)
 
 
-# (backend, optimizer, epochs, the epoch interrupted after, creative controls). NAG on MXNet goes past the example's
-# learning-rate step after update 75, so a resume that loses the update count (checkpoint, cli or load_state) changes
-# the picture; Adam's bias correction counts the updates from the first. The creative case blends two styles 3 : 1 at
-# their own aspect, keeps the photo's colours, starts noisy and uses other layers.
-RESUME_CASES = [("mxnet", "nag", 78, 76, False), ("torch", "nag", 8, 3, False), ("torch", "adam", 8, 3, False),
-                ("mxnet", "nag", 8, 3, True)]
+# (backend, optimizer, epochs, the epoch interrupted after (counted across scales), more flags, where that is: (epoch
+# of its scale, scale index, scales)). NAG on MXNet goes past the example's learning-rate step after update 75, so a
+# resume that loses the update count (checkpoint, cli or load_state) changes the picture; Adam's bias correction
+# counts the updates from the first. The creative case blends two styles 3 : 1 at their own aspect, keeps the
+# photo's colours, starts noisy and uses other layers. The coarse-to-fine case stops in its second scale: a resume
+# that loses the scale starts over at the first.
+CREATIVE = ("--style-image", "{style}", "{content}", "--style-blend-weights", "3", "1", "--style-scale", "1.5",
+            "--preserve-colors", "--init-noise", "0.5", "--style-layers", "relu1_1:2,relu2_1,relu3_1")
+COARSE_TO_FINE = ("--max-long-edge", "48", "--scales", "24,48", "--scale-epochs", "4,4")
+RESUME_CASES = [("mxnet", "nag", 78, 76, (), (76, 0, 1)), ("torch", "nag", 8, 3, (), (3, 0, 1)),
+                ("torch", "adam", 8, 3, (), (3, 0, 1)), ("mxnet", "nag", 8, 3, CREATIVE, (3, 0, 1)),
+                ("torch", "adam", 8, 6, COARSE_TO_FINE, (2, 1, 2))]
 
 
-@pytest.mark.parametrize("backend, optimizer, epochs, interrupted, creative", RESUME_CASES)
-def test_interrupted_and_resumed_equals_uninterrupted(backend, optimizer, epochs, interrupted, creative, tmp_path,
+@pytest.mark.parametrize("backend, optimizer, epochs, interrupted, more, where", RESUME_CASES,
+                         ids=["mxnet-nag-past-the-lr-step", "torch-nag", "torch-adam", "mxnet-nag-creative",
+                              "torch-adam-coarse-to-fine"])
+def test_interrupted_and_resumed_equals_uninterrupted(backend, optimizer, epochs, interrupted, more, where, tmp_path,
                                                       pictures, tiny_model_dir, monkeypatch, capsys):
     flags = ("--backend", backend, "--max-num-epochs", str(epochs), "--save-epochs", str(interrupted),
-             "--stop-eps", "0", "--seed", "3", "--optimizer", optimizer)
-    if creative:
-        flags += ("--style-image", pictures[1], pictures[0], "--style-blend-weights", "3", "1", "--style-scale",
-                  "1.5", "--preserve-colors", "--init-noise", "0.5", "--style-layers", "relu1_1:2,relu2_1,relu3_1")
+             "--stop-eps", "0", "--seed", "3", "--optimizer", optimizer) + \
+        tuple(flag.format(content=pictures[0], style=pictures[1]) for flag in more)
+    epoch_of_scale, scale_index, scales = where
     raw = raw_outputs(monkeypatch)
     assert tiny_run(pictures, tiny_model_dir, tmp_path / "straight.png", *flags) == 0
 
@@ -527,11 +534,13 @@ def test_interrupted_and_resumed_equals_uninterrupted(backend, optimizer, epochs
         signal_when_saving(patch, interrupted, signal.SIGTERM)
         assert tiny_run(pictures, tiny_model_dir, output, *flags) == 143
     err = capsys.readouterr().err.splitlines()
-    assert err[-1] == (f"interrupted after epoch {interrupted} (scale 1 of 1): saved {output} and the checkpoint "
-                       f"{tmp_path / 'o.ckpt.npz'}; run the same command with --resume to continue")
+    assert err[-1] == (f"interrupted after epoch {epoch_of_scale} (scale {scale_index + 1} of {scales}): saved "
+                       f"{output} and the checkpoint {tmp_path / 'o.ckpt.npz'}; run the same command with --resume "
+                       "to continue")
     assert np.array_equal(imageio.load_image(output), imageio.load_image(tmp_path / f"o_{interrupted}.png"))
     saved = checkpoint.load_checkpoint(str(tmp_path / "o.ckpt.npz"))
-    assert (saved.epoch, saved.state["updates"], saved.arguments["seed"]) == (interrupted, interrupted, 3)
+    assert (saved.epoch, saved.scale, saved.state["updates"], saved.arguments["seed"]) == \
+        (epoch_of_scale, scale_index, epoch_of_scale, 3)
 
     assert tiny_run(pictures, tiny_model_dir, output, *flags, "--resume") == 0
     assert np.array_equal(raw[str(output)], raw[str(tmp_path / "straight.png")])  # bit for bit, before rounding
