@@ -346,6 +346,42 @@ def test_peak_memory_is_the_peak_not_the_current():
     assert peak - now > 280 and peak > 300
 
 
+# A parent that touched 400 MiB, then exec'd into a small process: Linux carries ru_maxrss across exec.
+EXEC_SCRIPT = """
+import os, sys
+import numpy as np
+block = np.ones(400 * 2**20, np.uint8)
+os.execv(sys.executable, [sys.executable, "-c", "from nstyle import memory; print(memory.peak_rss_mb())"])
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+def test_peak_memory_is_this_processs_own_after_exec():
+    """The bench's workers and run.py in a pipeline are exec'd by bigger processes: their own peak, not the parent's."""
+    result = subprocess.run([sys.executable, "-c", EXEC_SCRIPT], cwd=PROJECT, capture_output=True, text=True,
+                            check=True)
+    assert float(result.stdout) < 200
+
+
+def test_memory_available_to_a_run(monkeypatch):
+    """Host: the free memory (the lower of MemAvailable and a container's headroom) plus what this process holds,
+    since the model's peak counts the whole process. GPU: what the backend's framework says is free."""
+    fields = {("/proc/meminfo", "MemAvailable"): 5000.0, ("/proc/self/status", "VmRSS"): 700.0}
+    monkeypatch.setattr(memory, "_proc_field_mb", lambda path, field: fields.get((path, field)))
+    monkeypatch.setattr(memory, "cgroup_headroom_mb", lambda: 3000.0)
+    assert memory.host_free_mb() == 3000.0
+    assert memory.available_memory_mb("cpu", "mxnet") == 3700.0
+    monkeypatch.setattr(memory, "cgroup_headroom_mb", lambda: None)
+    assert memory.host_free_mb() == 5000.0 and memory.available_memory_mb("cpu", "torch") == 5700.0
+    fields[("/proc/self/status", "VmRSS")] = None  # no /proc entry for this process: the free memory alone
+    assert memory.available_memory_mb("cpu", "mxnet") == 5000.0
+    fields.clear()
+    assert memory.host_free_mb() is None and memory.available_memory_mb("cpu", "mxnet") is None
+    from nstyle.backends.torch_backend import TorchBackend
+    monkeypatch.setattr(TorchBackend, "free_gpu_memory_mb", staticmethod(lambda index: 1000.0 * (index + 1)))
+    assert memory.available_memory_mb("gpu1", "torch") == 2000.0
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim and /proc")
 def test_freed_heap_memory_goes_back_to_the_system():
     """In a fresh process, so that no earlier test's heap is in the way."""
