@@ -315,6 +315,19 @@ def test_a_containers_memory_limit_counts(tmp_path):
     (tmp_path / "memory.current").write_text(f"{3 * 2**30}\n")
     (tmp_path / "memory.stat").write_text(f"anon 123\ninactive_file {2**29}\n")
     assert memory.cgroup_headroom_mb(str(tmp_path)) == 1536.0  # 1 GiB left plus 0.5 GiB of reclaimable cache
+    (tmp_path / "memory.stat").write_text("anon 123\n")  # no page cache counted
+    assert memory.cgroup_headroom_mb(str(tmp_path)) == 1024.0
+
+
+def test_the_container_limit_is_read_where_cgroup_v2_puts_it(monkeypatch):
+    opened = []
+
+    def no_such_file(path, *rest):
+        opened.append(path)
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr(memory, "open", no_such_file, raising=False)
+    assert memory.cgroup_headroom_mb() is None and opened == ["/sys/fs/cgroup/memory.max"]
 
 
 FREED_HEAP_SCRIPT = """
