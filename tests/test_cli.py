@@ -105,6 +105,8 @@ def test_intermediate_saves_count_epochs_across_scales(tmp_path, pictures, tiny_
     assert sorted(path.name for path in tmp_path.glob("o*.png")) == ["o.png", "o_2.png", "o_4.png"]
     assert imageio.load_image(tmp_path / "o_2.png").shape == (18, 24, 3)  # each at its scale's size
     assert imageio.load_image(tmp_path / "o_4.png").shape == (36, 48, 3)
+    assert tiny_run(pictures, tiny_model_dir, tmp_path / "n.png", "--max-num-epochs", "3", "--save-epochs", "0") == 0
+    assert sorted(path.name for path in tmp_path.glob("n*.png")) == ["n.png"]  # 0: never
 
 
 def test_init_from_an_image_file(tmp_path, pictures, tiny_model_dir):
