@@ -115,6 +115,19 @@ def test_blend_targets_rescale_each_style_to_the_images_positions():
     assert algorithm.blend_weights([3, 1], 2) == (0.75, 0.25) and algorithm.blend_weights(None, 3) == (1 / 3,) * 3
 
 
+@pytest.mark.parametrize("weights, count, blend", [([3, 1], 2, (0.75, 0.25)), (None, 3, (1 / 3,) * 3),
+                                                   ([0, 2], 2, (0.0, 1.0)), ([0.5, 0.25, 0.25], 3, (0.5, 0.25, 0.25)),
+                                                   ([3, 1], 3, None), ([2], 2, None), ([-1, 2], 2, None),
+                                                   ([0, 0], 2, None), ([-1, 1], 2, None)])
+def test_blend_weights_are_normalised_and_checked_in_the_library_too(weights, count, blend):
+    """The library's own guard, for callers other than run.py (which says it in its own words first)."""
+    if blend is None:
+        with pytest.raises(ValueError, match=f"need {count} blend weights ≥ 0 with a positive sum"):
+            algorithm.blend_weights(weights, count)
+    else:
+        assert algorithm.blend_weights(weights, count) == pytest.approx(blend)
+
+
 @pytest.mark.parametrize("backend", ["mxnet", "torch"])
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_a_blend_with_one_style_of_weight_one_is_the_single_style_run_bit_for_bit(backend, optimizer, tiny_weights,
