@@ -218,9 +218,10 @@ def test_the_torch_backend_pins_the_numerics_on_a_gpu(monkeypatch, tiny_weights)
 def test_the_last_line_reports_the_gpus_peak(monkeypatch):
     monkeypatch.setattr(memory, "peak_rss_mb", lambda: 1234.4)
     assert memory.peak_memory_text("mxnet", "cpu") == "peak RSS 1234 MB"
-    monkeypatch.setattr(TorchBackend, "gpu_peak_memory_mb", staticmethod(lambda index: (5678.4, "allocator")))
+    monkeypatch.setattr(TorchBackend, "gpu_peak_memory_mb",
+                        staticmethod(lambda index: (5678.4 if index == 1 else 1.0, "allocator")))
     assert memory.peak_memory_text("torch", "gpu1") == "peak RSS 1234 MB, GPU 1 peak 5678 MB (allocator)"
-    assert memory.peak_memory_text("torch-tuned", "gpu0") == "peak RSS 1234 MB, GPU 0 peak 5678 MB (allocator)"
+    assert memory.peak_memory_text("torch-tuned", "gpu0") == "peak RSS 1234 MB, GPU 0 peak 1 MB (allocator)"
     monkeypatch.setattr(MXNetBackend, "gpu_peak_memory_mb", staticmethod(lambda index: None))
     assert memory.peak_memory_text("mxnet", "gpu0") == "peak RSS 1234 MB, GPU 0 peak unknown"
 

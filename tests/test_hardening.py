@@ -18,6 +18,7 @@ from bench import memory_fit
 from conftest import raw_outputs, tiny_argv, tiny_run
 import nstyle.stylize
 from nstyle import checkpoint, cli, files, imageio, memory
+from nstyle.errors import RuntimeFailure
 from nstyle.interrupt import StopOnSignal
 from nstyle.params import save_params
 from nstyle.train import optimize
@@ -376,6 +377,15 @@ def test_peak_memory_is_this_processs_own_after_exec():
     assert float(result.stdout) < 200
 
 
+def test_peak_memory_reads_the_high_water_mark(monkeypatch):
+    """In this process (the exec test above runs in a child): VmHWM where /proc has it, else getrusage."""
+    import resource
+    monkeypatch.setattr(memory, "process_memory_mb", lambda field: {"VmHWM": 4321.0, "VmRSS": 12.0}.get(field))
+    assert memory.peak_rss_mb() == 4321.0
+    monkeypatch.setattr(memory, "process_memory_mb", lambda field: None)  # no /proc
+    assert memory.peak_rss_mb() == resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def test_memory_available_to_a_run(monkeypatch):
     """Host: the free memory (the lower of MemAvailable and a container's headroom) plus what this process holds,
     since the model's peak counts the whole process. GPU: what the backend's framework says is free."""
@@ -636,6 +646,22 @@ def test_resume_refuses_what_would_not_continue_the_run(tmp_path, pictures, tiny
         err = capsys.readouterr().err
         assert err.startswith(f"error: checkpoint {ckpt} is unreadable (") and \
             err.endswith("); delete it and run without --resume\n")
+
+
+def test_a_checkpoint_round_trips_and_mismatched_state_is_refused(tmp_path):
+    path = str(tmp_path / "o.ckpt.npz")
+    image = np.arange(24, dtype=np.float32).reshape(1, 3, 2, 4)
+    state = {"image": image, "momentum": -image, "updates": 7, "adam_mean": image * 2}
+    checkpoint.save_checkpoint(path, state, 5, {"lr": 0.5}, {"seed": 3}, scale=2)
+    saved = checkpoint.load_checkpoint(path)
+    assert (saved.epoch, saved.scale, saved.settings, saved.arguments, saved.state["updates"]) == \
+        (5, 2, {"lr": 0.5}, {"seed": 3}, 7)
+    for key in ("image", "momentum", "adam_mean"):
+        np.testing.assert_array_equal(saved.state[key], state[key])
+    for image_, momentum in ((image, image[:, :, :, :2]), (image[0], image[0])):  # shapes apart; not a batch
+        checkpoint.save_checkpoint(path, dict(state, image=image_, momentum=momentum), 5, {}, {})
+        with pytest.raises(RuntimeFailure, match=r"do not match\); delete it and run without --resume$"):
+            checkpoint.load_checkpoint(path)
 
 
 def test_ctrl_c_from_the_shell_saves_and_resume_finishes(tmp_path, pictures, tiny_model_dir):
