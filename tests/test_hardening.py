@@ -386,6 +386,29 @@ def test_peak_memory_reads_the_high_water_mark(monkeypatch):
     assert memory.peak_rss_mb() == resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def test_proc_fields_are_read_in_mib(tmp_path):
+    status = tmp_path / "status"
+    status.write_text("Name:\tpython\nVmHWM:\t    2048 kB\nVmRSS:\t     512 kB\n")
+    assert memory._proc_field_mb(str(status), "VmHWM") == 2.0 and memory._proc_field_mb(str(status), "VmRSS") == 0.5
+    assert memory._proc_field_mb(str(status), "VmSwap") is None
+    assert memory._proc_field_mb(str(tmp_path / "absent"), "VmHWM") is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_freed_memory_is_handed_back_where_glibc_can():
+    assert memory.return_freed_memory() is True  # the subprocess test below measures what it gives back
+
+
+def test_a_run_that_cannot_fit_names_the_size_flag_by_default(monkeypatch):
+    """run.py and the batch pass the border and the flag; a library caller gets --max-long-edge, no border."""
+    with pytest.raises(RuntimeFailure) as refused:
+        memory.check_fits("mxnet", "cpu", "vgg16", (1500, 2000), 2000, 100.0)
+    assert str(refused.value).startswith("not enough memory at 2000x1500 px (--max-long-edge 2000) on cpu: ")
+    predicted = memory.predicted_peak_mb("mxnet", "cpu", "vgg16", 1500, 2000)
+    assert memory.check_fits("mxnet", "cpu", "vgg16", (1500, 2000), 2000, predicted * 1.01) is None
+    assert memory.check_fits("mxnet", "cpu", "vgg16", (1500, 2000), 2000, predicted / 1.2).startswith("warning: ")
+
+
 def test_memory_available_to_a_run(monkeypatch):
     """Host: the free memory (the lower of MemAvailable and a container's headroom) plus what this process holds,
     since the model's peak counts the whole process. GPU: what the backend's framework says is free."""
@@ -531,6 +554,30 @@ def test_loop_stops_at_the_first_non_finite_epoch_and_keeps_the_last_finite_imag
     result = optimize(ScriptedBackend(images, changes), 5, stop_eps=0.01)
     assert (result.stop_reason, result.epochs, result.last_epoch) == ("non-finite", 3, 2)
     assert np.array_equal(result.image, images[2])
+
+
+def test_a_loop_whose_first_epoch_is_non_finite_keeps_the_start():
+    images = [np.full((1, 3, 2, 2), float(epoch), np.float32) for epoch in range(3)]
+    images[1] = images[1] * np.nan
+    result = optimize(ScriptedBackend(images, [0.5, 0.5]), 2, stop_eps=0.01)
+    assert (result.stop_reason, result.epochs, result.last_epoch) == ("non-finite", 1, 0)
+    assert np.array_equal(result.image, images[0])
+
+
+def test_the_loop_saves_every_n_epochs_of_the_whole_run():
+    """Epochs numbered across scales: the earlier scales' budgets first; the run's last epoch is the output."""
+    def saves(**options):
+        images = [np.full((1, 3, 2, 2), float(epoch), np.float32) for epoch in range(6)]
+        saved = []
+        optimize(ScriptedBackend(images, [0.5] * 5), 5, stop_eps=0.01,
+                 save=lambda epoch, image: saved.append((epoch, float(image.flat[0]))), **options)
+        return saved
+
+    assert saves() == []  # save_every defaults to never
+    assert saves(save_every=2) == [(2, 2.0), (4, 4.0)]
+    assert saves(save_every=1) == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0)]
+    assert saves(save_every=3, epochs_before=10, run_last_epoch=20) == [(12, 2.0), (15, 5.0)]
+    assert saves(save_every=5, epochs_before=10, run_last_epoch=15) == []
 
 
 def test_a_diverging_run_keeps_its_last_finite_image(tmp_path, pictures, tiny_model_dir, capsys):
