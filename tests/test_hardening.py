@@ -571,10 +571,35 @@ def test_the_loop_reports_a_full_run_and_a_run_with_no_epoch_left():
                     on_epoch=lambda epoch, change, image: seen.append((epoch, change, float(image.flat[0]))))
     assert (full.stop_reason, full.epochs, full.last_epoch, full.last_change) == ("max-epochs", 5, 5, 0.5)
     assert seen == [(epoch, 0.5, float(epoch)) for epoch in range(1, 6)]  # what the progress bar shows
+    assert 0 <= full.seconds < 5
     # Resumed after its last epoch (a checkpoint at the budget): nothing runs, the backend's image is the result.
     none_left = optimize(ScriptedBackend(images, []), 5, stop_eps=0.01, first_epoch=6)
     assert (none_left.stop_reason, none_left.epochs, none_left.last_epoch) == ("max-epochs", 0, 5)
     assert np.isnan(none_left.last_change) and np.array_equal(none_left.image, images[0])
+
+
+class LowestLossBackend(ScriptedBackend):
+    """Like L-BFGS: after the last epoch the backend holds its lowest-loss image, not the last one tried."""
+
+    def __init__(self, images, changes, best):
+        super().__init__(images, changes)
+        self.best, self.looks_after_the_last_epoch = best, 0
+
+    def image(self):
+        if self.epoch == len(self.changes):
+            self.looks_after_the_last_epoch += 1
+            if self.looks_after_the_last_epoch > 1:  # the loop's own look at the last epoch comes first
+                return self.best.copy()
+        return super().image()
+
+
+def test_the_loop_returns_the_backends_final_image():
+    images = [np.full((1, 3, 2, 2), float(epoch), np.float32) for epoch in range(4)]
+    best = np.full((1, 3, 2, 2), 1.5, np.float32)
+    result = optimize(LowestLossBackend(images, [0.5] * 3, best), 3, stop_eps=0.01)
+    assert np.array_equal(result.image, best) and result.last_epoch == 3
+    nan_best = LowestLossBackend(images, [0.5] * 3, best * np.nan)  # a non-finite final image is not taken
+    assert np.array_equal(optimize(nan_best, 3, stop_eps=0.01).image, images[3])
 
 
 def test_the_loop_saves_every_n_epochs_of_the_whole_run():
