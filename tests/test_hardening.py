@@ -369,6 +369,24 @@ os.execv(sys.executable, [sys.executable, "-c", "from nstyle import memory; prin
 """
 
 
+RESET_SCRIPT = """
+import numpy as np
+from nstyle import memory
+block = np.ones(300 * 2**20 // 8)
+del block
+print(memory.reset_peak_rss(), memory.peak_rss_mb(), memory.process_memory_mb("VmRSS"))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/clear_refs")
+def test_a_workers_peak_starts_afresh_for_each_job():
+    """The batch's Ray workers run job after job: each job's peak must not be an earlier job's."""
+    result = subprocess.run([sys.executable, "-c", RESET_SCRIPT], cwd=PROJECT, capture_output=True, text=True,
+                            check=True)
+    reset, peak, now = result.stdout.split()
+    assert reset == "True" and float(peak) - float(now) < 50  # 300 MiB were the peak before the reset
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
 def test_peak_memory_is_this_processs_own_after_exec():
     """The bench's workers and run.py in a pipeline are exec'd by bigger processes: their own peak, not the parent's."""
