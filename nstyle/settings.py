@@ -163,7 +163,8 @@ def default_precision(backend_name, device):
 
 def precision_problem(precision, backend_name, device):
     """Why this backend and device cannot run this precision (one line), or None. tfloat32 is cuDNN's TF32 mode:
-    NVIDIA GPUs from Ampere on (compute capability 8), through PyTorch; MXNet 1.9's float32 has no such switch."""
+    NVIDIA GPUs from Ampere on (compute capability 8), switched through PyTorch; the MXNet backend has no switch
+    for it here (README, "GPUs")."""
     if precision != "tfloat32":
         return None
     if device == "cpu" or backend_name == "mxnet":

@@ -22,7 +22,7 @@ def backend_class(name):
     return getattr(importlib.import_module(module_name), class_name)
 
 
-# tfloat32: cuDNN convolutions in TF32 (NVIDIA GPUs from Ampere on, PyTorch only; settings.check_precision).
+# tfloat32: cuDNN convolutions in TF32 (NVIDIA GPUs from Ampere on, PyTorch only; settings.precision_problem).
 PRECISIONS = ("float32", "bfloat16", "tfloat32")
 
 
