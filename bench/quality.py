@@ -183,9 +183,9 @@ def main(argv=None):
         if not os.path.isfile(path):
             parser.error(f"{path}: no such file; run ./download.sh for the sample pair")
     from nstyle.settings import precision_problem
-    for name in names:  # auto never picks what the device cannot run; only the fixed precisions are checked
-        fixed = CONFIGURATIONS[name][1] and CONFIGURATIONS[name][1]["precision"]
-        problem = fixed and fixed != "auto" and precision_problem(fixed, args.backend, args.device)
+    for name in names:  # before any worker starts (auto never picks what the device cannot run)
+        arguments = CONFIGURATIONS[name][1]  # None for the peer
+        problem = arguments and precision_problem(arguments["precision"], args.backend, args.device)
         if problem:
             parser.error(f"--configs {name}: {problem}")
     os.makedirs(os.path.join(args.out, "logs"), exist_ok=True)

@@ -130,6 +130,7 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
               for scale in scales]
     shares = [count / pixels[-1] for count in pixels]
     total_work = sum(scale.epochs * share for scale, share in zip(scales, shares))
+    run_epochs = sum(scale.epochs for scale in scales)
     first_scale, first_epoch, state = (0, 1, None) if resume is None else resume
     canvas, image, results, total_epochs = None, None, [], 0
     work = sum(scale.epochs * share for scale, share in zip(scales[:first_scale], shares)) + \
@@ -169,7 +170,7 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
                           first_epoch=begin, should_stop=should_stop, optimizer=settings.optimizer,
                           settings=settings.style, on_epoch=on_epoch,
                           epochs_before=sum(earlier.epochs for earlier in scales[:index]),
-                          run_last_epoch=sum(every.epochs for every in scales))
+                          run_last_epoch=run_epochs)
         total_epochs += result.epochs
         canvas, image = result.image, inside(result.image, border)
         results.append(ScaleResult(scale.long_edge, image.shape[2], image.shape[3], result.epochs,

@@ -40,6 +40,7 @@ def optimize(backend, max_epochs, stop_eps, save_every=0, save=None, first_epoch
     host copy per epoch, small next to the epoch). Returns a RunResult.
     """
     started = time.perf_counter()
+    last_run_epoch = epochs_before + max_epochs if run_last_epoch is None else run_last_epoch
     run = {"image": backend.image(), "last_epoch": first_epoch - 1, "change": float("nan"),
            "epoch": first_epoch - 1, "stop_reason": "max-epochs"}
 
@@ -57,8 +58,7 @@ def optimize(backend, max_epochs, stop_eps, save_every=0, save=None, first_epoch
             run["stop_reason"] = "converged"
             return True
         run_epoch = epochs_before + epoch
-        last = epochs_before + max_epochs if run_last_epoch is None else run_last_epoch
-        if save is not None and should_save(run_epoch, save_every, last):
+        if save is not None and should_save(run_epoch, save_every, last_run_epoch):
             save(run_epoch, latest)
         if should_stop is not None and epoch < max_epochs and should_stop():
             run["stop_reason"] = "interrupted"

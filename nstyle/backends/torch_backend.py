@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch.optim.adam import adam as torch_adam
 
 from nstyle import algorithm
+from nstyle.backends import PRECISIONS
 from nstyle.backends.base import Backend, feature_positions, parse_device, style_list
 from nstyle.errors import RuntimeFailure
 from nstyle.vgg import CONTENT_LAYER, STYLE_LAYERS, Conv
@@ -98,7 +99,7 @@ class TorchBackend(Backend):
     def __init__(self, weights, content, style, settings, device, initial_image, precision="float32"):
         self.settings = settings
         self.device = torch_device(device)
-        if precision not in ("float32", "bfloat16", "tfloat32"):
+        if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}")
         if precision == "tfloat32" and self.device.type != "cuda":
             raise ValueError("tfloat32 is a precision of NVIDIA GPUs")
