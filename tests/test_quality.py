@@ -46,19 +46,21 @@ def test_quality_bench_end_to_end(tmp_path, pictures, tiny_model_dir):
     process = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=300)
     assert process.returncode == 0, process.stderr[-3000:]
     frame = pd.read_csv(out / "quality.csv")
-    assert list(frame.columns[:9]) == ["configuration", "epoch", "long_edge", "output_size", "seconds",
-                                       "style_ratio", "content_similarity", "border_stripe", "meets_bar"]
+    assert list(frame.columns) == ["configuration", "epoch", "long_edge", "output_size", "seconds", "style_ratio",
+                                   "content_similarity", "detail_ratio", "judge_ratio", "grid", "border_stripe",
+                                   "style_ratio_256", "content_similarity_256", "meets_bar"]
     assert set(frame.configuration) == {"example", "default", "peer"}
     example = frame[frame.configuration == "example"]
     assert list(example.epoch) == [2, 4]  # every 2 epochs, and the last
     peer = frame[frame.configuration == "peer"]
-    assert len(peer) == 50 and peer.seconds.is_monotonic_increasing
+    assert len(peer) == 40 and peer.seconds.is_monotonic_increasing
     report = (out / "report.md").read_text()
-    assert "| peer |" in report and "| default |" in report and "whole run × peer" in report
-    for name in ("quality_vs_time.png", "pictures.png", "summary.csv", "machine.json"):
+    assert "| peer |" in report and "| default |" in report
+    assert "whole run × peer's whole run" in report and "![2x crops](crops.png)" in report
+    for name in ("quality_vs_time.png", "pictures.png", "crops.png", "summary.csv", "machine.json"):
         assert (out / name).is_file()
     assert np.isfinite(frame.style_ratio).all() and np.isfinite(frame.border_stripe).all()
-    assert "| last border stripe |" in report
+    assert "| border stripe |" in report and "| second judge |" in report
 
 
 def test_border_stripe_is_the_worst_sides_largest_channel_step():
