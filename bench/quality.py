@@ -56,10 +56,39 @@ def sample(name):
     return os.path.join(PROJECT_DIR, "input", name)
 
 
+# The pairs the defaults are chosen on (issue 18): the sample pair, and three of other kinds whose pictures ship
+# in our pinned wheels (scikit-image's and matplotlib's sample data), with styles unlike Starry Night.
+# name -> ((content package, file), (style package, file), what it is)
+PAIRS = {
+    "portrait": (("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"), ("skimage", "data/retina.jpg"),
+                 "a portrait (Grace Hopper) in the orange and red of a retina photograph"),
+    "landscape": (("skimage", "data/rocket.jpg"), ("skimage", "data/ihc.png"),
+                  "a landscape with a rocket in the pink and brown of a stained tissue section"),
+    "still-life": (("skimage", "data/coffee.png"), ("skimage", "data/hubble_deep_field.jpg"),
+                   "a still life (a cup of coffee) in the dark and points of light of the Hubble deep field"),
+}
+
+
+def packaged_file(package, relative):
+    """The path of a file inside an installed package (found without importing it)."""
+    import importlib.util
+    spec = importlib.util.find_spec(package)
+    return os.path.join(list(spec.submodule_search_locations)[0], *relative.split("/"))
+
+
+def pair_paths(name):
+    """(content path, style path) of a pair: "sample" or one of PAIRS."""
+    if name == "sample":
+        return sample("IMG_4343.jpg"), sample("starry_night.jpg")
+    content, style, _ = PAIRS[name]
+    return packaged_file(*content), packaged_file(*style)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.splitlines()[0])
     arg = parser.add_argument
-    arg("--backend", default="mxnet", help="backend of our configurations (default mxnet); the peer is PyTorch")
+    arg("--backend", default="auto", help="backend of our configurations (default auto: as run.py chooses it per "
+        "configuration); the peer is PyTorch")
     arg("--device", default="cpu", help="cpu or gpuN (default cpu)")
     arg("--size", type=int, default=512, help="the output's long edge (default 512)")
     arg("--configs", default=",".join(name for name in CONFIGURATIONS if name not in OPT_IN),
@@ -69,18 +98,31 @@ def build_parser():
     arg("--example-every", type=int, default=10, help="the same for the example's long NAG run (default 10)")
     arg("--example-epochs", type=int, default=1000, help="NAG's budget for the example row (default 1000)")
     arg("--threads", type=int, default=machine.usable_cpus())
-    arg("--content", default=sample("IMG_4343.jpg"))
-    arg("--style", default=sample("starry_night.jpg"))
+    arg("--pair", choices=["sample"] + list(PAIRS), default="sample",
+        help="the image pair (default: the example's sample pair); --content and --style override it")
+    arg("--content", help="content image (default: the pair's)")
+    arg("--style", help="style image (default: the pair's)")
     arg("--model-dir", default=os.path.join(PROJECT_DIR, "model"))
     arg("--out", required=True)
     arg("--worker", help=argparse.SUPPRESS)  # run one configuration in this process
     return parser
 
 
+def configuration_backend(name, args):
+    """--backend, or for auto the backend run.py would choose for this configuration."""
+    from nstyle import settings
+    if args.backend != "auto":
+        return args.backend
+    arguments = CONFIGURATIONS[name][1]
+    optimizer = arguments.get("optimizer", settings.default_optimizer(args.device))
+    return settings.default_backend(args.device, arguments["precision"], optimizer)[0]
+
+
 def configuration_precision(name, args):
     from nstyle import settings
     precision = CONFIGURATIONS[name][1]["precision"]
-    return settings.default_precision(args.backend, args.device)[0] if precision == "auto" else precision
+    backend = configuration_backend(name, args)
+    return settings.default_precision(backend, args.device)[0] if precision == "auto" else precision
 
 
 def settings_for(name, args):
@@ -93,7 +135,8 @@ def settings_for(name, args):
     arguments.setdefault("optimizer", settings.default_optimizer(args.device))
     if arguments.get("optimizer") == "nag":
         arguments["max_epochs"] = args.example_epochs
-    return settings.run_settings("vgg16", long_edge=args.size, backend=args.backend, device=args.device,
+    return settings.run_settings("vgg16", long_edge=args.size, backend=configuration_backend(name, args),
+                                 device=args.device,
                                  precision=precision, **arguments)
 
 
@@ -171,6 +214,8 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     args.out = os.path.abspath(args.out)
+    pair_content, pair_style = pair_paths(args.pair)
+    args.content, args.style = args.content or pair_content, args.style or pair_style
     if args.worker:
         os.makedirs(os.path.join(args.out, "pictures"), exist_ok=True)
         work(args)
@@ -185,13 +230,15 @@ def main(argv=None):
     from nstyle.settings import precision_problem
     for name in names:  # before any worker starts (auto never picks what the device cannot run)
         arguments = CONFIGURATIONS[name][1]  # None for the peer
-        problem = arguments and precision_problem(arguments["precision"], args.backend, args.device)
+        problem = arguments and precision_problem(arguments["precision"], configuration_backend(name, args),
+                                                  args.device)
         if problem:
             parser.error(f"--configs {name}: {problem}")
     os.makedirs(os.path.join(args.out, "logs"), exist_ok=True)
     info = machine.machine_info(args.threads)
     info["command"] = " ".join(["python -m bench.quality"] + (sys.argv[1:] if argv is None else argv))
-    info["quality_bench"] = {"size": args.size, "backend": args.backend, "device": args.device, "threads": args.threads}
+    info["quality_bench"] = {"size": args.size, "backend": args.backend, "device": args.device, "threads": args.threads,
+                             "content": args.content, "style": args.style}
     atomic_write(os.path.join(args.out, "machine.json"), (json.dumps(info, indent=2) + "\n").encode())
     from tqdm import tqdm
     rows = []

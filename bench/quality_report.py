@@ -159,7 +159,9 @@ def write_quality_report(out_dir, names=None):
              f"Machine: {info.get('label')} — {info.get('cpu_model', '')}"
              + (f", GPU {info['gpus'][0]['name']}" if info.get("gpus") else "")
              + f", {run['threads']} CPU threads; CPU flags: {info.get('cpu_flags') or 'not recorded'}. "
-             f"Command: `{info['command']}`.", "",
+             f"Command: `{info['command']}`."
+             + (f" Pair: {os.path.basename(run['content'])} × {os.path.basename(run['style'])}." if "content" in run
+                else ""), "",
              f"The bar (nstyle/quality.py), every figure at the picture's own size: style ratio ≤ {BAR_STYLE_RATIO}, "
              f"content similarity ≥ {BAR_CONTENT_SIMILARITY}, detail ratio ≤ {BAR_DETAIL_RATIO} (relu1_1 and relu2_1 "
              f"alone: an upsampled picture fails it), second judge ≤ {BAR_JUDGE_RATIO} (Magenta's style predictor; "

@@ -107,7 +107,9 @@ def build_parser():
     arg("--remove-noise", type=float, help="denoise strength applied when saving (0: off; default: nag "
         f"{defaults.REMOVE_NOISE['nag']}, lbfgs and adam 0); see README")
     arg("--denoise-method", choices=("gaussian", "tv"), default="gaussian", help="how --remove-noise denoises (default %(default)s)")
-    arg("--backend", choices=sorted(BACKENDS), default="mxnet", help="framework that runs the network (default %(default)s)")
+    arg("--backend", choices=["auto"] + sorted(BACKENDS), default="auto",
+        help="framework that runs the network; auto (the default): mxnet, except torch for L-BFGS and Adam on a CPU "
+             "with AMX, whose bfloat16 kernels only PyTorch's oneDNN has (2x faster there; README, Defaults)")
     arg("--seed", type=int, default=0, help="seed of the initial noise image (default %(default)s)")
     arg("--init-noise", type=float, default=0.0, help="R in 0..1: start from (1 − R) × the --init image + R × the "
         "noise start (default %(default)s)")
@@ -434,10 +436,17 @@ def prepare_loaded(args, model_name, content_rgb, style_rgbs, init_rgb, saved, c
     """The checks and choices that need the images and the machine that runs (the batch makes them on its node):
     (Job, weights, lines to log)."""
     use_pci_device_order()  # before CUDA starts: --gpu N is nvidia-smi's GPU N
+    backend_requested = args.backend
+    if backend_requested == "auto":  # MXNet, the article's framework, unless the CPU's case below says otherwise
+        args.backend = "mxnet"
     use_cpu_threads(args.backend, args.threads)  # before the framework's first import: MXNet reads it then
     device, backend_name, device_note = choose_device(args.gpu, args.backend)
     if backend_name != args.backend:  # --gpu auto moved to a backend that has code for the GPU
         args.backend = backend_name
+        use_cpu_threads(args.backend, args.threads)
+    backend_note = None
+    if backend_requested == "auto" and device == "cpu":
+        args.backend, backend_note = defaults.default_backend(device, args.precision, args.optimizer)
         use_cpu_threads(args.backend, args.threads)
     precision, precision_note = choose_precision(args.precision, args.backend, device)
     args.optimizer = resolved_optimizer(args.optimizer, device)
@@ -456,7 +465,7 @@ def prepare_loaded(args, model_name, content_rgb, style_rgbs, init_rgb, saved, c
     weights = load_weights(model_name, params_path(args.model_dir, model_name))
     job = Job(model_name, settings, decisive, content_rgb, style_rgbs, init_rgb, output_shape, canvas_shape,
               checkpoint_file, saved)
-    return job, weights, [note for note in (device_note, precision_note) if note]
+    return job, weights, [note for note in (device_note, backend_note, precision_note) if note]
 
 
 def output_picture(args, job, image):

@@ -36,7 +36,7 @@ from nstyle.vgg import CONTENT_LAYER, STYLE_LAYERS, load_weights
 SCORE_LONG_EDGE = 256  # the earlier issues' fixed canvas: the second column
 BAR_STYLE_RATIO = 0.12
 BAR_CONTENT_SIMILARITY = 0.50
-BAR_DETAIL_RATIO = 0.20
+BAR_DETAIL_RATIO = 0.10  # crisp 512 px results 0.03-0.05, the soft old defaults 0.21 (bench/NOTES.md)
 BAR_JUDGE_RATIO = 0.30
 BAR_GRID = 6.0
 OLD_BAR = (0.25, 0.53)  # issue 9's bar at 256 px: the example's published picture
@@ -207,8 +207,10 @@ def judge_model_path():
 
 class StyleJudge:
     """The second judge: ratio = ‖v(picture) − v(painting)‖ / ‖v(photo) − v(painting)‖ of the predictor's
-    100-number style vectors v. The photo scores 1; lower is nearer the painting's style. With several style
-    images the painting's vector is their blend. It weighs the palette heavily: read it beside style_ratio."""
+    100-number style vectors v, the photo and the painting resized to the picture's shape first (as the Scorer
+    does at the output's own size: a small picture is judged against a painting of its own size). The photo scores
+    1; lower is nearer the painting's style. With several style images the painting's vector is their blend. It
+    weighs the palette heavily: read it beside style_ratio."""
 
     def __init__(self, content_rgb, style_rgb, blend=None, model_path=None):
         import onnxruntime
@@ -221,10 +223,10 @@ class StyleJudge:
         options.log_severity_level = 3
         self.session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
-        styles = imageio.rgb_list(style_rgb)
-        self.painting = sum(weight * self.vector(image)
-                            for weight, image in zip(blend_weights(blend, len(styles)), styles))
-        self.photo_distance = float(np.linalg.norm(self.vector(content_rgb) - self.painting))
+        self.content_rgb = content_rgb
+        self.style_rgbs = imageio.rgb_list(style_rgb)
+        self.blend = blend_weights(blend, len(self.style_rgbs))
+        self.references = {}  # picture (height, width) -> (the painting's vector, the photo's distance from it)
 
     def vector(self, rgb):
         """The style vector of an HxWx3 uint8 picture: its centre square, resized to JUDGE_SIZE."""
@@ -236,8 +238,18 @@ class StyleJudge:
         batch = (square.astype(np.float32) / 255.0)[None]
         return self.session.run(None, {self.input_name: batch})[0].reshape(-1).astype(np.float64)
 
+    def reference(self, size):
+        """(the painting's vector, the photo's distance from it) for pictures of this (height, width)."""
+        if size not in self.references:
+            painting = sum(weight * self.vector(imageio.resize_to(image, size))
+                           for weight, image in zip(self.blend, self.style_rgbs))
+            photo = float(np.linalg.norm(self.vector(imageio.resize_to(self.content_rgb, size)) - painting))
+            self.references = {size: (painting, photo)}
+        return self.references[size]
+
     def ratio(self, picture_rgb):
-        return float(np.linalg.norm(self.vector(picture_rgb) - self.painting) / max(self.photo_distance, 1e-12))
+        painting, photo_distance = self.reference(tuple(picture_rgb.shape[:2]))
+        return float(np.linalg.norm(self.vector(picture_rgb) - painting) / max(photo_distance, 1e-12))
 
 
 @dataclass(frozen=True)

@@ -20,16 +20,20 @@ MAX_EPOCHS_PER_SCALE = 1000  # the article's --max-num-epochs; a cap on every op
 REMOVE_NOISE = {"nag": 0.2, "lbfgs": 0.0, "adam": 0.0}
 
 # The normalised objective: the same for both models (each term is relative to its own target). Chosen by the
-# quality bench (bench/NOTES.md, "Time to a good picture").
-OBJECTIVE_CONTENT_WEIGHT, OBJECTIVE_STYLE_WEIGHT, OBJECTIVE_TV_WEIGHT = 1.0, 5.0, 1e-3
+# quality bench at the output's own size (bench/NOTES.md, "Sharp at the size you asked for"): style 5 left the
+# 512 px picture at style ratio 0.13-0.16 with 8 evaluations there; 10 reaches 0.09-0.10 with content ≥ 0.54.
+OBJECTIVE_CONTENT_WEIGHT, OBJECTIVE_STYLE_WEIGHT, OBJECTIVE_TV_WEIGHT = 1.0, 10.0, 1e-3
 ADAM_LR = 4.0  # pixel units of the 0-255 image
 
 # Coarse-to-fine: the scales halve from the output's long edge down to about COARSEST_EDGE px. The coarsest scale
-# gets the most evaluations (the painting forms there, at 1/16 of the output's cost per evaluation), each finer one
-# fewer: it only has to add the detail of its size (budgets from the coarsest scale on).
+# gets the most evaluations (the painting forms there, at 1/16 of the output's cost per evaluation); each finer
+# scale starts from the upsampled result plus the photo's own detail (stylize.finer_start) and restyles that
+# detail. The output's scale needs 8 L-BFGS evaluations to be sharp at its own size: with 4 the 512 px picture was
+# an upsampled 256 px painting (detail ratio 0.21, style ratio 0.32 at 512 px), with 6 still soft (0.08 / 0.14),
+# with 8 crisp (0.04 / 0.09-0.10) (bench/NOTES.md). Budgets from the coarsest scale on.
 COARSEST_EDGE = 128
-SCALE_EPOCHS = {"lbfgs": (30, 12, 4), "adam": (60, 30, 15)}
-FINER_SCALE_EPOCHS = {"lbfgs": 4, "adam": 10}  # for each further scale (1024 px, 2048 px, ...)
+SCALE_EPOCHS = {"lbfgs": (30, 12, 8), "adam": (60, 30, 15)}
+FINER_SCALE_EPOCHS = {"lbfgs": 6, "adam": 10}  # for each further scale (1024 px, 2048 px, ...)
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,10 @@ def default_init(optimizer):
 # A border of reflected pixels optimised around the picture and cut off at the end: VGG's zero padding makes
 # the outermost rows differ from those just inside (a stripe along the edges, issue 10); optimised as interior
 # pixels, the picture's own edges lose it. × the long edge on each side, at every scale. bench/NOTES.md.
-BORDER = 0.06
+# 0.05: at 0.06 the 512 px canvas is 32 % larger than the picture, and the style budget is spread over the border
+# too (MXNet, 512 px: style ratio 0.131 at 0.06, 0.094 at 0.04; stripe 2.9 and 3.9; 0.03: stripe 7.5, too near
+# 8). PyTorch bfloat16 at 0.04 left a faint grid (7.3), at 0.05 none (3.7); bench/NOTES.md.
+BORDER = 0.05
 MAX_BORDER = 0.25
 
 
@@ -175,12 +182,34 @@ def precision_problem(precision, backend_name, device):
     return None
 
 
-def cpu_has_bf16():
+def default_backend(device, precision="auto", optimizer="auto"):
+    """(backend, the line to log or None) for --backend auto: MXNet, the article's framework, except for L-BFGS and
+    Adam on a CPU with AMX (Intel's matrix units) when bfloat16 may run: PyTorch's oneDNN has AMX kernels for
+    bfloat16 and MXNet 1.9.1's oneDNN 2.4 has none, so there one 512 px evaluation took 0.83 s in PyTorch against
+    1.58 s in MXNet (bench/NOTES.md). The example's own loop (nag) stays on MXNet."""
+    if device == "cpu" and optimizer != "nag" and precision in ("auto", "bfloat16") and cpu_has_amx_bf16():
+        return "torch", ("backend: torch (auto: the CPU has AMX, whose bfloat16 kernels PyTorch uses and MXNet 1.9.1 "
+                         "does not; --backend mxnet for MXNet)")
+    return "mxnet", None
+
+
+def cpu_flags():
     try:
         with open("/proc/cpuinfo") as cpuinfo:
-            return "avx512_bf16" in cpuinfo.read()
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
     except OSError:
-        return False
+        pass
+    return set()
+
+
+def cpu_has_amx_bf16():
+    return "amx_bf16" in cpu_flags()
+
+
+def cpu_has_bf16():
+    return "avx512_bf16" in cpu_flags()
 
 
 def gpu_has_bf16(device):

@@ -61,9 +61,11 @@ def pictures(tmp_path):
 
 
 def tiny_argv(pictures, model_dir, output, *extra):
-    """run.py's flags for a run of a few milliseconds an epoch: 24 px, CPU, no progress bar."""
+    """run.py's flags for a run of a few milliseconds an epoch: 24 px, CPU, no progress bar; MXNet unless extra
+    names a backend (--backend auto picks torch on CPUs with AMX: the tests must not depend on the machine)."""
+    backend = [] if "--backend" in extra else ["--backend", "mxnet"]
     return ["--content-image", pictures[0], "--style-image", pictures[1], "--model-dir", str(model_dir),
-            "--max-long-edge", "24", "--gpu", "-1", "--output", str(output), "--quiet", *extra]
+            "--max-long-edge", "24", "--gpu", "-1", "--output", str(output), "--quiet", *backend, *extra]
 
 
 def tiny_run(pictures, model_dir, output, *extra):

@@ -23,10 +23,10 @@ def test_defaults():
     assert resolved(device="gpu0")[0].optimizer == "adam"  # measured faster on a GPU (bench/NOTES.md)
     args, run = resolved()
     assert (args.optimizer, args.max_num_epochs, args.save_epochs, args.max_long_edge) == ("lbfgs", 1000, 50, 512)
-    assert (args.gpu, args.model, args.backend, args.remove_noise) == ("auto", None, "mxnet", None)
+    assert (args.gpu, args.model, args.backend, args.remove_noise) == ("auto", None, "auto", None)
     assert settings.REMOVE_NOISE == {"nag": 0.2, "lbfgs": 0.0, "adam": 0.0}
     assert (run.init, run.stop_eps, [s.long_edge for s in run.scales]) == ("content", 0.0, [128, 256, 512])
-    assert (run.style.content_weight, run.style.style_weight, run.style.tv_weight) == (1.0, 5.0, 1e-3)
+    assert (run.style.content_weight, run.style.style_weight, run.style.tv_weight) == (1.0, 10.0, 1e-3)
 
 
 def test_nag_defaults_follow_the_article():

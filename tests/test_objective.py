@@ -228,5 +228,18 @@ def test_border_reflects_the_picture_and_inside_cuts_it_off_again():
 
 
 def test_defaults_give_lbfgs_and_adam_a_border_and_nag_the_examples_canvas():
-    assert settings.run_settings("vgg16", "lbfgs").border == settings.run_settings("vgg16", "adam").border == 0.06
+    assert settings.run_settings("vgg16", "lbfgs").border == settings.run_settings("vgg16", "adam").border == 0.05
     assert settings.run_settings("vgg16", "nag").border == 0
+
+
+def test_backend_auto_takes_torch_only_for_lbfgs_and_adam_on_an_amx_cpu(monkeypatch):
+    """--backend auto: MXNet, except PyTorch for L-BFGS and Adam on a CPU with AMX when bfloat16 may run (its
+    oneDNN has AMX kernels, MXNet 1.9.1's has none)."""
+    monkeypatch.setattr(settings, "cpu_flags", lambda: {"avx512_bf16", "amx_bf16"})
+    assert settings.default_backend("cpu")[0] == "torch"
+    assert settings.default_backend("cpu", "bfloat16", "adam")[0] == "torch"
+    assert settings.default_backend("cpu", "float32")[0] == "mxnet"
+    assert settings.default_backend("cpu", "auto", "nag")[0] == "mxnet"
+    assert settings.default_backend("gpu0")[0] == "mxnet"
+    monkeypatch.setattr(settings, "cpu_flags", lambda: {"avx512_bf16"})
+    assert settings.default_backend("cpu") == ("mxnet", None)

