@@ -5,6 +5,9 @@ import tempfile
 
 from nstyle.errors import RuntimeFailure
 
+# The checkout (an editable install keeps it): model/, input/ and the Ray workers' import path are found from here.
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 def read_bytes(path, what="", advice=""):
     """The whole file; a RuntimeFailure "cannot read <what><path>: <reason><advice>" when it cannot be read."""

@@ -9,21 +9,29 @@ from conftest import raw_outputs, tiny_run
 from nstyle import imageio, settings
 from nstyle.algorithm import initial_image
 from nstyle.backends import cpu_thread_environment
-from nstyle.cli import build_parser, resolved_optimizer, run_settings_from
+from nstyle.flags import build_parser, options_from
+from nstyle.options import Options
 
 
 def resolved(*flags, device="cpu"):
-    args = build_parser().parse_args(["--content-image", "a.jpg", "--style-image", "b.jpg", *flags])
-    args.optimizer = resolved_optimizer(args.optimizer, device)
-    return args, run_settings_from(args, "vgg16", device, "float32")
+    """(Options from run.py's flags, the RunSettings they give on device): what the planner makes of them."""
+    options = options_from(build_parser().parse_args(["--content-image", "a.jpg", "--style-image", "b.jpg", *flags]))
+    optimizer = options.resolved_optimizer(device)
+    edges, epochs = options.scale_list(optimizer)
+    return options, settings.run_settings(
+        "vgg16", optimizer=optimizer, long_edge=options.max_long_edge, scales=edges, scale_epochs=epochs,
+        max_epochs=options.max_num_epochs, lr=options.lr, init=options.init, stop_eps=options.stop_eps,
+        content_weight=options.content_weight, style_weight=options.style_weight, tv_weight=options.tv_weight)
 
 
 def test_defaults():
-    assert build_parser().get_default("optimizer") == "auto"
-    assert resolved(device="gpu0")[0].optimizer == "adam"  # measured faster on a GPU (bench/NOTES.md)
-    args, run = resolved()
-    assert (args.optimizer, args.max_num_epochs, args.save_epochs, args.max_long_edge) == ("lbfgs", 1000, 50, 512)
-    assert (args.gpu, args.model, args.backend, args.remove_noise) == ("auto", None, "mxnet", None)
+    assert build_parser().get_default("optimizer") == "auto" == Options().optimizer
+    assert Options().resolved_optimizer("gpu0") == "adam"  # measured faster on a GPU (bench/NOTES.md)
+    options, run = resolved()
+    assert (run.optimizer, options.max_num_epochs, options.save_epochs, options.max_long_edge) == \
+        ("lbfgs", 1000, 50, 512)
+    assert (options.gpu, options.model, options.backend, options.remove_noise) == ("auto", None, "mxnet", None)
+    assert options.output == os.path.join("output", "out.jpg") and Options().output is None  # run.py's, not the library's
     assert settings.REMOVE_NOISE == {"nag": 0.2, "lbfgs": 0.0, "adam": 0.0}
     assert (run.init, run.stop_eps, [s.long_edge for s in run.scales]) == ("content", 0.0, [128, 256, 512])
     assert (run.style.content_weight, run.style.style_weight, run.style.tv_weight) == (1.0, 5.0, 1e-3)

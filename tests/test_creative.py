@@ -12,7 +12,8 @@ from nstyle import algorithm, imageio, memory, settings
 from nstyle.algorithm import blend_style_targets
 from nstyle.backends import create_backend
 from nstyle.optimizers import OPTIMIZERS
-from nstyle.stylize import starting_image, stylize
+from nstyle.canvas import starting_image
+from nstyle.stylize import stylize
 from nstyle.train import optimize
 
 pytest.importorskip("mxnet")
