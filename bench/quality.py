@@ -109,7 +109,7 @@ def work(args):
                 record(evaluation, seconds, args.size, True, image, last=evaluation == PEER_EVALUATIONS)
         run_peer(content, style, weights, args.size, PEER_EVALUATIONS, on_evaluation, device=args.device)
         return
-    from nstyle.stylize import stylize
+    from nstyle.engine import stylize
     run = settings_for(name, args)
     counted = {"before": 0}
 

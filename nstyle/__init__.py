@@ -12,7 +12,7 @@ import importlib
 # Loaded on first use (PEP 562): `from nstyle.errors import ...` in run.py must work before numpy, OpenCV or a
 # framework is importable, to say in one line that the venv is not in use.
 EXPORTS = {"stylize": "nstyle.api", "StyleTransfer": "nstyle.api", "Result": "nstyle.api",
-           "Options": "nstyle.options", "OptionError": "nstyle.options", "Progress": "nstyle.stylize",
+           "Options": "nstyle.options", "OptionError": "nstyle.options", "Progress": "nstyle.engine",
            "NStyleError": "nstyle.errors", "UsageError": "nstyle.errors", "RuntimeFailure": "nstyle.errors"}
 __all__ = sorted(EXPORTS)
 

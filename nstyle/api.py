@@ -23,7 +23,7 @@ from nstyle.backends import is_unsupported_gpu
 from nstyle.errors import NStyleError, RuntimeFailure, UsageError
 from nstyle.interrupt import StopOnSignal
 from nstyle.options import OptionError, Options
-from nstyle.stylize import Progress, stylize as run_engine
+from nstyle.engine import Progress, stylize as run_engine
 from nstyle.vgg import load_weights, params_path
 
 log = logging.getLogger("nstyle")
@@ -97,7 +97,7 @@ class Result:
     plan: planner.Plan  # every automatic choice, with plan.notes saying why
     stop_reason: str  # "converged", "max-epochs", "interrupted" (should_stop) or "non-finite"
     epochs: int  # of the whole run (a resumed run's earlier epochs included)
-    scales: tuple  # nstyle.stylize.ScaleResult per scale run by this call: long_edge, epochs, seconds, ...
+    scales: tuple  # nstyle.engine.ScaleResult per scale run by this call: long_edge, epochs, seconds, ...
     seconds: float  # the painting's, this call
     peak_memory_mb: Optional[float]  # the run's peak: RSS on the CPU, the framework's count on a GPU (None: unknown)
     memory_kind: Optional[str]  # "rss" or "torch-allocated"

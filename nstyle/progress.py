@@ -1,4 +1,4 @@
-"""run.py's progress bar: a Progress callback (nstyle.stylize.Progress) drawing tqdm on stderr."""
+"""run.py's progress bar: a Progress callback (nstyle.engine.Progress) drawing tqdm on stderr."""
 
 
 class ProgressBar:

@@ -7,7 +7,7 @@ from conftest import smooth_image
 from nstyle import algorithm, imageio, optimizers, settings
 from nstyle.backends import BACKENDS, create_backend
 from nstyle.canvas import border_pixels, canvas_size, inside, upsample, with_border
-from nstyle.stylize import stylize
+from nstyle.engine import stylize
 from nstyle.train import optimize
 
 WEIGHTS = dict(content_weight=2.0, style_weight=5.0, tv_weight=0.3)
