@@ -17,11 +17,10 @@ import numpy as np
 import skimage.data
 from PIL import Image, ImageDraw
 
-from bench.quality import sample
 from nstyle import imageio
 from nstyle.api import StyleTransfer
 from nstyle.options import Options
-from nstyle.files import PROJECT_DIR, atomic_write
+from nstyle.files import PROJECT_DIR, atomic_write, sample_path
 from nstyle.quality import Scorer
 from nstyle.vgg import load_weights, params_path
 
@@ -33,8 +32,8 @@ LABEL_HEIGHT = 14
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m bench.gallery", description=__doc__.splitlines()[0])
     arg = parser.add_argument
-    arg("--content", default=sample("IMG_4343.jpg"), help="the photo (default: the sample photo)")
-    arg("--styles", nargs=2, default=[sample("starry_night.jpg"), os.path.join(
+    arg("--content", default=sample_path("IMG_4343.jpg"), help="the photo (default: the sample photo)")
+    arg("--styles", nargs=2, default=[sample_path("starry_night.jpg"), os.path.join(
         os.path.dirname(skimage.data.__file__), "ihc.png")],
         help="the two style images (default: Starry Night and scikit-image's ihc.png)")
     arg("--blends", default="3:1,1:3", help="blend weights of the two styles, one sheet each (default %(default)s)")

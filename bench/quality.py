@@ -18,18 +18,11 @@ import time
 from bench import machine
 from bench.quality_configurations import CONFIGURATIONS, OPT_IN
 from nstyle.backends import cpu_thread_environment
-from nstyle.files import PROJECT_DIR, atomic_write
+from nstyle.files import PROJECT_DIR, atomic_write, sample_path
 
 RECORD_PREFIX = "QUALITY-RECORD "
 
 PEER_EVALUATIONS = 50
-
-
-def sample(name):
-    for folder in (os.path.join(PROJECT_DIR, "input"), os.path.join(os.path.dirname(PROJECT_DIR), "shared", "input")):
-        if os.path.isfile(os.path.join(folder, name)):
-            return os.path.join(folder, name)
-    return os.path.join(PROJECT_DIR, "input", name)
 
 
 def build_parser():
@@ -45,8 +38,8 @@ def build_parser():
     arg("--example-every", type=int, default=10, help="the same for the example's long NAG run (default 10)")
     arg("--example-epochs", type=int, default=1000, help="NAG's budget for the example row (default 1000)")
     arg("--threads", type=int, default=machine.usable_cpus())
-    arg("--content", default=sample("IMG_4343.jpg"))
-    arg("--style", default=sample("starry_night.jpg"))
+    arg("--content", default=sample_path("IMG_4343.jpg"))
+    arg("--style", default=sample_path("starry_night.jpg"))
     arg("--model-dir", default=os.path.join(PROJECT_DIR, "model"))
     arg("--out", required=True)
     arg("--worker", help=argparse.SUPPRESS)  # run one configuration in this process

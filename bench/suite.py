@@ -21,13 +21,11 @@ from bench.local import run_worker
 from nstyle import ray_cluster
 from nstyle.backends import BACKENDS
 from nstyle.errors import UsageError
-from nstyle.files import PROJECT_DIR, atomic_write
+from nstyle.files import PROJECT_DIR, atomic_write, sample_path
 from nstyle.options import Options
 from nstyle.settings import NAG_STOP_EPS
 from nstyle.vgg import CONVS_PER_BLOCK, params_path
 
-# The example's sample pair: the project's input/ (download.sh puts it there), else ../shared/input.
-SAMPLE_DIRS = (os.path.join(PROJECT_DIR, "input"), os.path.join(os.path.dirname(PROJECT_DIR), "shared", "input"))
 
 # Once a backend cannot use a device at one size it cannot at any other: reuse that row, run no worker.
 SAME_AT_EVERY_SIZE = ("no-device", "unsupported")
@@ -54,14 +52,6 @@ COLUMNS = ("machine", "backend", "device", "device_name", "long_edge", "height",
            "framework_reserved_mb", "rss_peak_mb", "baseline_rss_mb", "first_epoch_s", "mean_epoch_s",
            "min_epoch_s", "max_epoch_s", "import_s", "stop_eps", "stop_reason", "last_change", "nvml_samples",
            "load_avg", "wall_s")
-
-
-def sample_image(name):
-    for folder in SAMPLE_DIRS:
-        path = os.path.join(folder, name)
-        if os.path.isfile(path):
-            return path
-    return os.path.join(SAMPLE_DIRS[0], name)  # missing: the worker reports it as a failed row
 
 
 def comma_list(text, convert=str):
@@ -93,8 +83,8 @@ def build_arg_parser():
         help="upper bound on epochs in --stop-eps mode (default: run.py's --max-num-epochs, %(default)s)")
     arg("--out", required=True, help="folder for results.csv, machine.json, report.md, plots and worker logs "
         "(committed runs: bench/results/<machine>/)")
-    arg("--content", default=sample_image("IMG_4343.jpg"), help="content image (default: the example's sample)")
-    arg("--style", default=sample_image("starry_night.jpg"), help="style image (default: the example's sample)")
+    arg("--content", default=sample_path("IMG_4343.jpg"), help="content image (default: the example's sample)")
+    arg("--style", default=sample_path("starry_night.jpg"), help="style image (default: the example's sample)")
     arg("--model", choices=sorted(CONVS_PER_BLOCK),
         help="network (default: the one run.py would use — vgg19 when model/vgg19.params exists, else vgg16 when "
              "model/vgg16.params does — else vgg19, the article's, with seeded random weights)")
