@@ -209,7 +209,7 @@ class Painter:
         atomic_write(options_path(self.out_dir, job.id), (json.dumps(record, indent=2) + "\n").encode())
         ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(result.picture, cv2.COLOR_RGB2BGR))
         job.preview_jpeg, job.previews, job.fraction, job.eta_s = encoded.tobytes(), job.previews + 1, 1.0, 0.0
-        self.finish(job, "done", f"done: {result.epochs} epochs in {result.seconds:.1f} s ({result.precision})")
+        self.finish(job, "done", f"{result.epochs} epochs in {result.seconds:.1f} s ({result.precision})")
 
 
 def picture_path(out_dir, job_id):
