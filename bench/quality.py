@@ -1,12 +1,14 @@
 """python -m bench.quality --backend mxnet --device cpu --size 512 --out DIR: quality against time.
 
 Runs the sample pair under each configuration (each in its own process, with the same threads), scores the
-picture every --every epochs at the output's size with nstyle.quality (the scoring is left out of the clock), and
-writes DIR/quality.csv (configuration, epoch, scale, seconds, style_ratio, content_similarity, border_stripe), DIR/report.md
-(the time each configuration first meets the bar, and its figures at the end), DIR/quality_vs_time.png and
-DIR/pictures.png (each configuration's picture when it first met the bar, or its last one; each also in
-DIR/pictures/). Only pictures at the
-output's size count for the bar: a coarse scale's picture is not a result at that size.
+picture every --every epochs with nstyle.quality's Assessor (the scoring is left out of the clock): at the
+picture's own size (style ratio, content similarity, detail ratio), at 256 px for comparison, by the second judge,
+and the grid and border-stripe figures. Writes DIR/quality.csv (configuration, epoch, scale, seconds and those
+figures), DIR/report.md (the time each configuration first meets the bar, its figures at the end, against the
+peer's whole run), DIR/quality_vs_time.png, DIR/pictures.png (each configuration's picture when it first met the
+bar, or its last one; each also in DIR/pictures/) and DIR/crops.png (2× crops of each last picture: a thumbnail
+hides blur and grids). Only pictures at the output's size count for the bar: a coarse scale's picture is not a
+result at that size.
 """
 import argparse
 import json
@@ -22,7 +24,7 @@ from nstyle.files import PROJECT_DIR, atomic_write, sample_path
 
 RECORD_PREFIX = "QUALITY-RECORD "
 
-PEER_EVALUATIONS = 50
+PEER_EVALUATIONS = 40  # the peer's whole run, as the sharpness issue (18) defines it
 
 
 def build_parser():
@@ -74,18 +76,16 @@ def work(args):
     name = args.worker
     content, style = imageio.load_image(args.content), imageio.load_image(args.style)
     weights = load_weights("vgg16", params_path(args.model_dir, "vgg16"))
-    scorer = quality.Scorer(content, style, weights)  # holds its own tensors: the run may empty weights.arrays
+    assessor = quality.Assessor(content, style, weights)  # holds its own tensors: the run may empty weights.arrays
     spent = {"scoring": 0.0, "met": False}
 
     def record(epoch, seconds, long_edge, final_scale, image, last=False):
         started = time.perf_counter()
         picture = imageio.postprocess(image)
-        score = scorer.score(picture)
-        met = final_scale and score.meets()
+        assessment = assessor.assess(picture)
+        met = final_scale and assessment.meets()
         row = {"configuration": name, "epoch": epoch, "long_edge": long_edge, "output_size": final_scale,
-               "seconds": seconds - spent["scoring"], "style_ratio": score.style_ratio,
-               "content_similarity": score.content_similarity, "border_stripe": quality.border_stripe(picture),
-               "meets_bar": met}
+               "seconds": seconds - spent["scoring"], **assessment.row(), "meets_bar": met}
         if met and not spent["met"]:
             spent["met"] = True
             imageio.save_image(os.path.join(args.out, "pictures", f"{name}-bar.jpg"), picture)

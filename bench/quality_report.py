@@ -13,7 +13,12 @@ import pandas as pd
 
 from bench.quality_configurations import CONFIGURATIONS
 from nstyle.files import atomic_write, save_figure
-from nstyle.quality import BAR_BORDER_STRIPE, BAR_CONTENT_SIMILARITY, BAR_STYLE_RATIO
+from nstyle.quality import (BAR_BORDER_STRIPE, BAR_CONTENT_SIMILARITY, BAR_DETAIL_RATIO, BAR_GRID, BAR_JUDGE_RATIO,
+                            BAR_STYLE_RATIO)
+
+LAST_FIGURES = ("style_ratio", "content_similarity", "detail_ratio", "judge_ratio", "grid", "border_stripe",
+                "style_ratio_256", "content_similarity_256")
+CROP = (0.12, 0.30, 0.30, 0.25)  # the crops' window: top, left, height, width as shares of the picture
 
 
 def summary(frame, names):
@@ -33,11 +38,12 @@ def summary(frame, names):
                      "bar_style_ratio": float(met.style_ratio.iloc[0]) if len(met) else None,
                      "bar_content_similarity": float(met.content_similarity.iloc[0]) if len(met) else None,
                      "last_seconds": float(last.seconds), "last_epoch": int(last.epoch),
-                     "last_style_ratio": float(last.style_ratio),
-                     "last_content_similarity": float(last.content_similarity),
-                     # results from before the border stripe was measured lack the column
-                     "last_border_stripe": float(last.get("border_stripe", float("nan")))})
+                     # results from before a figure was measured lack its column
+                     **{f"last_{figure}": float(last.get(figure, float("nan"))) for figure in LAST_FIGURES}})
     return pd.DataFrame(rows)
+
+
+PEER_RUN = "a plain PyTorch L-BFGS, one scale, 40 evaluations at the output's size"
 
 
 def fmt(value, digits):
@@ -105,6 +111,32 @@ def pictures(table, out_dir, moment):
     plt.close(figure)
 
 
+def crops(table, out_dir):
+    """crops.png: the same window of every configuration's last picture, enlarged 2× (nearest neighbour), in a row:
+    blur, grids and noise that a thumbnail hides."""
+    import cv2
+
+    from nstyle import imageio
+    tiles = []
+    for row in table.itertuples():
+        found = glob.glob(os.path.join(out_dir, "pictures", f"{row.configuration}-last.*")) if row.status == "ok" \
+            else []
+        if not found:
+            continue
+        picture = imageio.load_image(found[0])
+        height, width = picture.shape[:2]
+        top, left = int(CROP[0] * height), int(CROP[1] * width)
+        window = picture[top:top + max(1, int(CROP[2] * height)), left:left + max(1, int(CROP[3] * width))]
+        tile = cv2.resize(window, (2 * window.shape[1], 2 * window.shape[0]), interpolation=cv2.INTER_NEAREST)
+        cv2.putText(tile, row.configuration, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 2)
+        tiles.append(tile)
+    if not tiles:
+        return
+    height = min(tile.shape[0] for tile in tiles)
+    strip = np.concatenate([tile[:height] for tile in tiles], axis=1)
+    imageio.save_image(os.path.join(out_dir, "crops.png"), strip)
+
+
 def write_quality_report(out_dir, names=None):
     """report.md, summary.csv and the two figures of the run in out_dir (its machine.json says how it ran)."""
     with open(os.path.join(out_dir, "machine.json")) as file:
@@ -113,39 +145,51 @@ def write_quality_report(out_dir, names=None):
     frame = pd.read_csv(os.path.join(out_dir, "quality.csv"))
     names = names or list(dict.fromkeys(frame.configuration))
     table = summary(frame, names)
-    peer = table[table.configuration == "peer"]
+    peer = table[(table.configuration == "peer") & (table.status == "ok")]
     peer_seconds = float(peer.bar_seconds.iloc[0]) if len(peer) and peer.bar_seconds.notna().iloc[0] else None
+    peer_whole = float(peer.last_seconds.iloc[0]) if len(peer) else None
+
+    def times(seconds, reference):
+        return fmt(seconds / reference, 2) if reference and seconds is not None and seconds == seconds else "—"
 
     def times_peer(seconds):
-        return fmt(seconds / peer_seconds, 2) if peer_seconds and seconds is not None and seconds == seconds else "—"
+        return times(seconds, peer_seconds)
 
     lines = [f"# Time to a good picture: {run['size']} px, {run['backend']} on {run['device']}", "",
              f"Machine: {info.get('label')} — {info.get('cpu_model', '')}"
              + (f", GPU {info['gpus'][0]['name']}" if info.get("gpus") else "")
              + f", {run['threads']} CPU threads; CPU flags: {info.get('cpu_flags') or 'not recorded'}. "
              f"Command: `{info['command']}`.", "",
-             f"The bar: style ratio ≤ {BAR_STYLE_RATIO} and content similarity ≥ {BAR_CONTENT_SIMILARITY} "
-             "(nstyle/quality.py; the example's published picture scores 0.25 / 0.53), at the output's size. Seconds "
-             "count from the start of the run (every scale's set-up included, image loading and scoring not). "
-             "*× peer* divides by the peer's seconds to the bar; *whole run × peer* divides the configuration's whole "
-             "run (what a user waits for) by the same. *Border stripe*: quality.border_stripe of the last picture (issue "
-             f"10; ≤ {BAR_BORDER_STRIPE:g} wanted, photos score ≤ 4 at full size).", "",
+             f"The bar (nstyle/quality.py), every figure at the picture's own size: style ratio ≤ {BAR_STYLE_RATIO}, "
+             f"content similarity ≥ {BAR_CONTENT_SIMILARITY}, detail ratio ≤ {BAR_DETAIL_RATIO} (relu1_1 and relu2_1 "
+             f"alone: an upsampled picture fails it), second judge ≤ {BAR_JUDGE_RATIO} (Magenta's style predictor; "
+             f"the photo scores 1), grid ≤ {BAR_GRID:g} (photos score 1–4), border stripe ≤ {BAR_BORDER_STRIPE:g}. "
+             "The *256 px* columns are the earlier measure (everything resized to 256 px), for comparison: it cannot "
+             "see the blur of a soft last scale. Seconds count from the start of the run (every scale's set-up "
+             "included, image loading and scoring not). *× peer* divides by the peer's seconds to the bar; *whole run "
+             "× peer's whole run* divides the configuration's whole run (what a user waits for) by the peer's "
+             f"({PEER_RUN}).", "",
              "| configuration | what | epochs to the bar | seconds to the bar | × peer | last epoch | whole run s | "
-             "whole run × peer | last style ratio | last content similarity | last border stripe |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "whole run × peer's whole run | style ratio | content similarity | detail ratio | second judge | grid | "
+             "border stripe | style ratio 256 px | content similarity 256 px |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in table.itertuples():
         if row.status != "ok":
-            lines.append(f"| {row.configuration} | {CONFIGURATIONS[row.configuration][0]} | failed | | | | | | | | |")
+            lines.append(f"| {row.configuration} | {CONFIGURATIONS[row.configuration][0]} | failed |"
+                         + " |" * 13)
             continue
         met = row.bar_seconds is not None and row.bar_seconds == row.bar_seconds
         lines.append(f"| {row.configuration} | {CONFIGURATIONS[row.configuration][0]} | "
                      f"{int(row.bar_epoch) if met else '—'} | {fmt(row.bar_seconds, 1) if met else '—'} | "
                      f"{times_peer(row.bar_seconds) if met else '—'} | {row.last_epoch} | {row.last_seconds:.1f} | "
-                     f"{times_peer(row.last_seconds)} | {row.last_style_ratio:.3f} | "
-                     f"{row.last_content_similarity:.3f} | {fmt(row.last_border_stripe, 1)} |")
+                     f"{times(row.last_seconds, peer_whole)} | {fmt(row.last_style_ratio, 3)} | "
+                     f"{fmt(row.last_content_similarity, 3)} | {fmt(row.last_detail_ratio, 3)} | "
+                     f"{fmt(row.last_judge_ratio, 3)} | {fmt(row.last_grid, 1)} | {fmt(row.last_border_stripe, 1)} | "
+                     f"{fmt(row.last_style_ratio_256, 3)} | {fmt(row.last_content_similarity_256, 3)} |")
     plot(frame, names, out_dir)
     pictures(table, out_dir, "bar")
     pictures(table, out_dir, "last")
+    crops(table, out_dir)
     lines += ["", "![quality against time](quality_vs_time.png)", ""]
     if os.path.isfile(os.path.join(out_dir, "pictures.png")):
         lines += ["Each configuration's picture when it first met the bar (for a coarse-to-fine run that is its first "
@@ -154,6 +198,9 @@ def write_quality_report(out_dir, names=None):
     if os.path.isfile(os.path.join(out_dir, "pictures_last.png")):
         lines += ["What each whole run ends with (style ratio / content similarity):", "",
                   "![pictures at the end](pictures_last.png)", ""]
+    if os.path.isfile(os.path.join(out_dir, "crops.png")):
+        lines += ["The same window of each last picture at 2× (nearest neighbour; left to right as in the table): look "
+                  "here for blur and grids, not at the thumbnails:", "", "![2x crops](crops.png)", ""]
     atomic_write(os.path.join(out_dir, "report.md"), "\n".join(lines).encode())
     atomic_write(os.path.join(out_dir, "summary.csv"), table.to_csv(index=False).encode())
 

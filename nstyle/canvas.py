@@ -87,6 +87,18 @@ def upsample(image, shape):
     return np.ascontiguousarray(planes.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
+def finer_start(canvas, previous_content, content):
+    """The next scale's start: the previous scale's result upsampled, plus the photo's detail that upsampling loses
+    (this scale's content minus the previous scale's content upsampled the same way).
+
+    Upsampled alone, the start has no detail finer than the previous scale's pixels, and the few evaluations of a
+    fine scale then draw it from the network's gradient, whose pooling makes a period-4 grid at the output's size
+    (issue 18: grid 19.5, with the detail 2.2; bench/NOTES.md). With the photo's detail the fine scale only has to
+    restyle it. All mean-subtracted (1, 3, H, W) canvases, borders included."""
+    detail = content - upsample(previous_content, content.shape)
+    return upsample(canvas, content.shape) + detail
+
+
 def starting_image(init, content, seed, init_rgb=None, border=0, init_noise=0.0):
     """The first scale's start on the canvas: "noise" (the example's), "content", or an image (init_rgb: the
     style image for "style", or the init file's) resized to the picture and given the canvas's border; with

@@ -12,7 +12,7 @@ import numpy as np
 
 from nstyle import imageio, memory
 from nstyle.backends import create_backend
-from nstyle.canvas import inside, pyramid, scale_images, starting_image, upsample
+from nstyle.canvas import finer_start, inside, pyramid, scale_images, starting_image
 from nstyle.train import optimize
 
 
@@ -84,7 +84,8 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
             start = starting_image(settings.init, content, settings.seed,
                                    style_rgbs[0] if settings.init == "style" else init_rgb, border, settings.init_noise)
         else:
-            start = upsample(canvas, content.shape)
+            start = finer_start(canvas, previous_content, content)
+        previous_content = content
         backend = create_backend(settings.backend, weights, content, styles, settings.style, settings.device, start,
                                  precision=settings.precision)
         if index == len(scales) - 1 and not keep_weights:

