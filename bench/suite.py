@@ -8,11 +8,8 @@ whole list runs N times, interleaved, and each configuration's row combines its 
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
-import time
 
 from tqdm import tqdm
 

@@ -12,7 +12,6 @@ import contextlib
 import functools
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -233,10 +232,10 @@ class StyleTransfer:
         log.info(describe(plan, inputs, options))
         finish = functools.partial(finished_picture, plan=plan, content_rgb=inputs.content,
                                    denoise_method=options.denoise_method)
-        save = None
-        if options.output:
-            def save(epoch, image):
-                write_picture(imageio.stylized_epoch_path(options.output, epoch), image, finish)
+
+        def save(epoch, image):  # the intermediates beside the output
+            write_picture(imageio.stylized_epoch_path(options.output, epoch), image, finish)
+
         memory.reset_peak_rss()  # a long-lived process (a notebook, a Ray worker) reports this run's own peak
         resume = None if saved is None else (saved.scale, saved.epoch + 1, saved.state)
         with framework_errors_reported(functools.partial(planner.memory_advice, "out of memory", plan, available_mb),
@@ -244,7 +243,8 @@ class StyleTransfer:
             with StopOnSignal() if signals else contextlib.nullcontext() as stop:
                 asked = should_stop or (lambda: False)
                 stopping = (lambda: stop.requested() or asked()) if signals else should_stop
-                engine = run_engine(inputs.content, inputs.styles, weights, settings, callback=callback, save=save,
+                engine = run_engine(inputs.content, inputs.styles, weights, settings, callback=callback,
+                                    save=save if options.output else None,
                                     save_every=options.save_epochs, should_stop=stopping, init_rgb=init_image,
                                     resume=resume, keep_weights=self.warm)
             peak_mb, kind = memory.run_peak(plan.backend, plan.device)

@@ -432,9 +432,9 @@ def contact_sheet(out_dir, jobs, rows):
         except NStyleError:
             axes.text(0.5, 0.5, "unreadable", ha="center", va="center", transform=axes.transAxes)
 
-    for column, (style, flags) in enumerate(columns, start=1):
+    for column, (style, job_flags) in enumerate(columns, start=1):
         show(grid[0][column], style)
-        grid[0][column].set_title("\n".join([stem(style)] + [flag.lstrip("-") for flag in flags]), fontsize=8)
+        grid[0][column].set_title("\n".join([stem(style)] + [flag.lstrip("-") for flag in job_flags]), fontsize=8)
     for line, content in enumerate(contents, start=1):
         show(grid[line][0], content)
         grid[line][0].set_ylabel(stem(content), fontsize=8)
