@@ -154,3 +154,31 @@ def test_the_lock_file_holds_every_top_level_pin():
     locked = {key.lower().replace("_", "-"): value for key, value in pins("requirements.lock").items()}
     for key, version in {**pins("requirements-base.txt"), **pins("requirements.txt")}.items():
         assert locked.get(key.lower().replace("_", "-"), "").split("+")[0] == version, key
+
+
+def test_help_is_grouped_with_examples_and_abbreviations_are_refused(capsys, pictures, tiny_model_dir, tmp_path):
+    from nstyle.cli import main
+    from nstyle.flags import SECTIONS
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    positions = [text.index(f"\n{section}:\n") for section in SECTIONS]
+    assert positions == sorted(positions) and "\nexamples:\n  python run.py --content-image" in text
+    assert text.count("\n  python run.py ") == 2
+    for flag in ("--style-image", "--max-long-edge", "--output", "--resume", "--gpu", "--preserve-colors"):
+        assert f"\n  {flag}" in text  # every flag still listed
+    # --max-long (an abbreviation of --max-long-edge) is refused: one line, exit 2, nothing run.
+    argv = ["--content-image", pictures[0], "--style-image", pictures[1], "--model-dir", str(tiny_model_dir),
+            "--max-long", "24", "--gpu", "-1", "--output", str(tmp_path / "o.png"), "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unrecognized arguments: --max-long 24") and len(err.splitlines()) == 1
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_every_option_is_a_flag_whose_default_is_the_option_s():
+    import dataclasses
+    parser = build_parser()
+    for item in dataclasses.fields(Options):
+        expected = item.metadata.get("flag_default", item.default)
+        assert parser.get_default(item.name) == expected, item.name
