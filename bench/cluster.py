@@ -2,7 +2,7 @@
 
 Each configuration is a Ray task that asks for what its device needs (cpu: --threads CPUs; gpuN: one GPU, the
 one Ray assigns) and runs on a node that has it, in its own worker process there exactly as the local path runs
-it (bench.suite.run_worker), one configuration at a time so that timings do not share a machine. With --nodes all
+it (bench.local.run_worker), one configuration at a time so that timings do not share a machine. With --nodes all
 the list runs on every node, node after node. Every row carries its node's machine.json (column machine_json)
 and its machine label, so one report compares the machines. Each node needs the project at the same path as here
 (the images and the model folder are read there).
@@ -32,13 +32,13 @@ def run_here(args, backend, device, size):
     """The Ray task: one configuration in a worker process on this node; (its row, the worker's log)."""
     import ray
 
-    from bench import suite
+    from bench.local import run_worker
     gpu_ids = ray.get_gpu_ids()
     local_device = "gpu0" if device.startswith("gpu") else device  # Ray's CUDA_VISIBLE_DEVICES holds its GPU
     info = machine.machine_info(args.threads)
     with tempfile.TemporaryDirectory() as folder:
         log_path = os.path.join(folder, "worker.log")
-        row = suite.run_worker(args, backend, local_device, size, log_path)
+        row = run_worker(args, backend, local_device, size, log_path)
         with open(log_path) as log:
             log_text = log.read()
     row.update(ray_cluster.this_node(), device=device, machine=info["label"], machine_json=json.dumps(info),

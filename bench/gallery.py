@@ -1,15 +1,15 @@
 """python -m bench.gallery --out docs/gallery: the README's gallery of the creative controls.
 
 The sample photo painted with two styles blended at each --blends ratio, with each --colors mode, at each
---style-scales, every picture made by run.py with its default settings (one process per picture; each command is
-printed before it runs). Each picture is scored with nstyle.quality against the blend of the two styles (the same
+--style-scales, every picture made with run.py's default settings. Each picture is scored with nstyle.quality against the blend of the two styles (the same
 weights), and for each blend one sheet is composed (rows: colours; columns: style scales; a header row with the
-photo and the two styles). Writes DIR/<name>.jpg, DIR/sheet_<blend>.jpg and DIR/scores.md.
+photo and the two styles). Writes DIR/<name>.jpg, DIR/sheet_<blend>.jpg and DIR/scores.md. The pictures are
+painted by the library (nstyle.StyleTransfer, weights loaded once); each is printed as the run.py command that
+paints the same picture.
 """
 import argparse
 import os
 import shlex
-import subprocess
 import sys
 import time
 
@@ -17,10 +17,10 @@ import numpy as np
 import skimage.data
 from PIL import Image, ImageDraw
 
-from bench.quality import sample
 from nstyle import imageio
-from nstyle.cli import PROJECT_DIR
-from nstyle.files import atomic_write
+from nstyle.api import StyleTransfer
+from nstyle.options import Options
+from nstyle.files import PROJECT_DIR, atomic_write, sample_path
 from nstyle.quality import Scorer
 from nstyle.vgg import load_weights, params_path
 
@@ -32,8 +32,8 @@ LABEL_HEIGHT = 14
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m bench.gallery", description=__doc__.splitlines()[0])
     arg = parser.add_argument
-    arg("--content", default=sample("IMG_4343.jpg"), help="the photo (default: the sample photo)")
-    arg("--styles", nargs=2, default=[sample("starry_night.jpg"), os.path.join(
+    arg("--content", default=sample_path("IMG_4343.jpg"), help="the photo (default: the sample photo)")
+    arg("--styles", nargs=2, default=[sample_path("starry_night.jpg"), os.path.join(
         os.path.dirname(skimage.data.__file__), "ihc.png")],
         help="the two style images (default: Starry Night and scikit-image's ihc.png)")
     arg("--blends", default="3:1,1:3", help="blend weights of the two styles, one sheet each (default %(default)s)")
@@ -48,11 +48,18 @@ def picture_name(blend, color, style_scale):
     return f"blend{blend.replace(':', '-')}_{color}_scale{style_scale}"
 
 
+def options_for(args, blend, color, style_scale, output):
+    """The Options of one picture: the defaults, plus the gallery's; the same as command()'s flags."""
+    return Options(gpu=-1, max_long_edge=args.size, style_blend_weights=tuple(float(part) for part in blend.split(":")),
+                   style_scale=float(style_scale), output=output, preserve_colors=None if color == "none" else color,
+                   save_epochs=0)
+
+
 def command(args, blend, color, style_scale, output):
-    """The run.py command line of one picture: the defaults, plus the gallery's flags."""
+    """The run.py command line that paints the same picture as options_for."""
     line = [sys.executable, "run.py", "--gpu", "-1", "--max-long-edge", str(args.size), "--content-image",
             args.content, "--style-image", *args.styles, "--style-blend-weights", *blend.split(":"),
-            "--style-scale", style_scale, "--output", output, "--quiet"]
+            "--style-scale", style_scale, "--output", output, "--save-epochs", "0", "--quiet"]
     return line + ([] if color == "none" else ["--preserve-colors", color])
 
 
@@ -91,6 +98,7 @@ def main(argv=None):
     content_rgb = imageio.load_image(args.content)
     style_rgbs = [imageio.load_image(path) for path in args.styles]
     weights = load_weights("vgg16", params_path(os.path.join(PROJECT_DIR, "model"), "vgg16"))
+    painter = StyleTransfer()  # the painting network's weights loaded once for every picture
     lines = ["| blend | colours | style scale | seconds | style ratio | content similarity |", "|---|---|---|---|---|---|"]
     for blend in blends:
         scorer = Scorer(content_rgb, style_rgbs, weights, blend=[float(part) for part in blend.split(":")])
@@ -105,7 +113,7 @@ def main(argv=None):
                 line = command(args, blend, color, style_scale, output)
                 print(" ".join(shlex.quote(shown(part)) for part in line), flush=True)
                 started = time.perf_counter()
-                subprocess.run(line, cwd=PROJECT_DIR, check=True)
+                painter.stylize(content_rgb, style_rgbs, options_for(args, blend, color, style_scale, output))
                 seconds = time.perf_counter() - started
                 picture = imageio.load_image(output)
                 score = scorer.score(picture)

@@ -18,42 +18,13 @@ import sys
 import time
 
 from bench import machine
+from bench.quality_configurations import CONFIGURATIONS, OPT_IN
 from nstyle.backends import cpu_thread_environment
-from nstyle.cli import PROJECT_DIR
-from nstyle.files import atomic_write
+from nstyle.files import PROJECT_DIR, atomic_write, sample_path
 
 RECORD_PREFIX = "QUALITY-RECORD "
 
-# name -> (what it is, nstyle.settings.run_settings arguments; "{size}" is the output's long edge). "peer" is
-# bench/peer.py, on PyTorch whatever --backend says.
-CONFIGURATIONS = {
-    "example": ("the example's method: NAG from noise, its heads and weights, one scale",
-                {"optimizer": "nag", "precision": "float32"}),
-    "lbfgs-1scale": ("L-BFGS from the content image, one scale, float32",
-                  {"optimizer": "lbfgs", "scales": ["{size}"], "scale_epochs": [40], "precision": "float32"}),
-    "adam-1scale": ("Adam from the content image, one scale, float32",
-                 {"optimizer": "adam", "scales": ["{size}"], "scale_epochs": [150], "precision": "float32"}),
-    "adam-pyramid": ("Adam from the content image, coarse to fine (defaults), float32",
-                     {"optimizer": "adam", "precision": "float32"}),
-    "lbfgs-pyramid": ("L-BFGS from the content image, coarse to fine (defaults), precision auto",
-                      {"optimizer": "lbfgs", "precision": "auto"}),
-    "default-fp32": ("run.py's defaults (optimizer auto: L-BFGS on a CPU, Adam on a GPU; coarse to fine) in float32",
-                     {"precision": "float32"}),
-    "default": ("run.py's defaults (optimizer auto: L-BFGS on a CPU, Adam on a GPU; coarse to fine; precision auto)",
-                {"precision": "auto"}),
-    "default-tf32": ("run.py's defaults in tfloat32 (cuDNN's TF32 convolutions: torch on an Ampere or newer GPU)",
-                     {"precision": "tfloat32"}),
-    "peer": ("the peer: a plain PyTorch L-BFGS script (bench/peer.py), one scale, float32", None),
-}
-OPT_IN = ("lbfgs-pyramid", "default-tf32")  # not in --configs' default list
 PEER_EVALUATIONS = 40  # the peer's whole run, as the sharpness issue (18) defines it
-
-
-def sample(name):
-    for folder in (os.path.join(PROJECT_DIR, "input"), os.path.join(os.path.dirname(PROJECT_DIR), "shared", "input")):
-        if os.path.isfile(os.path.join(folder, name)):
-            return os.path.join(folder, name)
-    return os.path.join(PROJECT_DIR, "input", name)
 
 
 # The pairs the defaults are chosen on (issue 18): the sample pair, and three of other kinds whose pictures ship
@@ -79,7 +50,7 @@ def packaged_file(package, relative):
 def pair_paths(name):
     """(content path, style path) of a pair: "sample" or one of PAIRS."""
     if name == "sample":
-        return sample("IMG_4343.jpg"), sample("starry_night.jpg")
+        return sample_path("IMG_4343.jpg"), sample_path("starry_night.jpg")
     content, style, _ = PAIRS[name]
     return packaged_file(*content), packaged_file(*style)
 
@@ -174,7 +145,7 @@ def work(args):
                 record(evaluation, seconds, args.size, True, image, last=evaluation == PEER_EVALUATIONS)
         run_peer(content, style, weights, args.size, PEER_EVALUATIONS, on_evaluation, device=args.device)
         return
-    from nstyle.stylize import stylize
+    from nstyle.engine import stylize
     run = settings_for(name, args)
     counted = {"before": 0}
 

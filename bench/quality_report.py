@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pandas as pd
 
+from bench.quality_configurations import CONFIGURATIONS
 from nstyle.files import atomic_write, save_figure
 from nstyle.quality import (BAR_BORDER_STRIPE, BAR_CONTENT_SIMILARITY, BAR_DETAIL_RATIO, BAR_GRID, BAR_JUDGE_RATIO,
                             BAR_STYLE_RATIO)
@@ -138,7 +139,6 @@ def crops(table, out_dir):
 
 def write_quality_report(out_dir, names=None):
     """report.md, summary.csv and the two figures of the run in out_dir (its machine.json says how it ran)."""
-    from bench.quality import CONFIGURATIONS
     with open(os.path.join(out_dir, "machine.json")) as file:
         info = json.load(file)
     run = info["quality_bench"]

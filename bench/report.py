@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from nstyle.cli import build_parser
+from nstyle.options import Options
 from nstyle.files import atomic_write, save_figure
 
 # The article's claim (../shared/DESIGN.md): a 512 px image on a GTX 960-class GPU, 2016.
@@ -360,7 +360,7 @@ def main(argv=None):
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="folders written by python -m bench --out")
     parser.add_argument("--out", help="where report.md and the plots go (default: DIR when there is one; "
                                       "required to merge several, and then also a merged results.csv)")
-    parser.add_argument("--runtime-epochs", type=int, default=build_parser().get_default("max_num_epochs"),
+    parser.add_argument("--runtime-epochs", type=int, default=Options.max_num_epochs,
                         help="epochs for the projected runtime (default %(default)s, run.py's --max-num-epochs)")
     args = parser.parse_args(argv)
     if args.out is None:

@@ -8,25 +8,21 @@ whole list runs N times, interleaved, and each configuration's row combines its 
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
-import time
 
 from tqdm import tqdm
 
-from bench import cluster, machine, report, worker
+from bench import cluster, machine, report
+from bench.local import run_worker
 from nstyle import ray_cluster
-from nstyle.backends import BACKENDS, cpu_thread_environment
-from nstyle.cli import PROJECT_DIR, build_parser
+from nstyle.backends import BACKENDS
 from nstyle.errors import UsageError
-from nstyle.files import atomic_write
+from nstyle.files import PROJECT_DIR, atomic_write, sample_path
+from nstyle.options import Options
 from nstyle.settings import NAG_STOP_EPS
 from nstyle.vgg import CONVS_PER_BLOCK, params_path
 
-# The example's sample pair: the project's input/ (download.sh puts it there), else ../shared/input.
-SAMPLE_DIRS = (os.path.join(PROJECT_DIR, "input"), os.path.join(os.path.dirname(PROJECT_DIR), "shared", "input"))
 
 # Once a backend cannot use a device at one size it cannot at any other: reuse that row, run no worker.
 SAME_AT_EVERY_SIZE = ("no-device", "unsupported")
@@ -55,14 +51,6 @@ COLUMNS = ("machine", "backend", "device", "device_name", "long_edge", "height",
            "load_avg", "wall_s")
 
 
-def sample_image(name):
-    for folder in SAMPLE_DIRS:
-        path = os.path.join(folder, name)
-        if os.path.isfile(path):
-            return path
-    return os.path.join(SAMPLE_DIRS[0], name)  # missing: the worker reports it as a failed row
-
-
 def comma_list(text, convert=str):
     items = [item.strip() for item in text.split(",") if item.strip()]
     if not items:
@@ -74,7 +62,6 @@ def comma_list(text, convert=str):
 
 
 def build_arg_parser():
-    run_defaults = build_parser()
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     arg = parser.add_argument
     arg("--backends", type=comma_list, default=["mxnet", "torch"], help="comma list (default mxnet,torch)")
@@ -89,12 +76,12 @@ def build_arg_parser():
              "where other work shares the machine and epoch times drift)")
     arg("--stop-eps", type=float, help="time whole runs to convergence instead: stop when the relative change "
         "drops below this (run.py's default for --optimizer nag is %g), at most --max-epochs" % NAG_STOP_EPS)
-    arg("--max-epochs", type=int, default=run_defaults.get_default("max_num_epochs"),
+    arg("--max-epochs", type=int, default=Options.max_num_epochs,
         help="upper bound on epochs in --stop-eps mode (default: run.py's --max-num-epochs, %(default)s)")
     arg("--out", required=True, help="folder for results.csv, machine.json, report.md, plots and worker logs "
         "(committed runs: bench/results/<machine>/)")
-    arg("--content", default=sample_image("IMG_4343.jpg"), help="content image (default: the example's sample)")
-    arg("--style", default=sample_image("starry_night.jpg"), help="style image (default: the example's sample)")
+    arg("--content", default=sample_path("IMG_4343.jpg"), help="content image (default: the example's sample)")
+    arg("--style", default=sample_path("starry_night.jpg"), help="style image (default: the example's sample)")
     arg("--model", choices=sorted(CONVS_PER_BLOCK),
         help="network (default: the one run.py would use — vgg19 when model/vgg19.params exists, else vgg16 when "
              "model/vgg16.params does — else vgg19, the article's, with seeded random weights)")
@@ -106,7 +93,7 @@ def build_arg_parser():
         help="CPU threads for every backend (default: the CPUs this process may use, %(default)s)")
     arg("--timeout", type=float, default=3600, help="seconds before a configuration is stopped (default 3600)")
     arg("--machine", help="label of this machine in merged reports (default: GPU or CPU model)")
-    arg("--runtime-epochs", type=int, default=run_defaults.get_default("max_num_epochs"),
+    arg("--runtime-epochs", type=int, default=Options.max_num_epochs,
         help="epochs for the projected runtime in report.md (default %(default)s, run.py's --max-num-epochs)")
     arg("--address", help="run on Ray: " + ray_cluster.ADDRESS_HELP.split(", default")[0] + "; each configuration "
         "goes to a node with its device, and each row carries that node's machine.json (bench/cluster.py)")
@@ -161,63 +148,6 @@ def configurations(args):
     """Device, then size (small first), then backend: the backends' runs at one size follow each other."""
     return [(backend, device, size) for device in args.devices for size in sorted(set(args.sizes))
             for backend in args.backends]
-
-
-def worker_command(args, backend, device, size):
-    command = [sys.executable, "-m", "bench.worker", "--backend", backend, "--device", device, "--size", str(size),
-               "--epochs", str(args.epochs), "--warmup", str(args.warmup), "--model", args.model,
-               "--model-dir", args.model_dir, "--content", args.content, "--style", args.style,
-               "--threads", str(args.threads)]
-    if args.stop_eps is not None:
-        command += ["--stop-eps", str(args.stop_eps), "--max-epochs", str(args.max_epochs)]
-    if args.random_weights:
-        command.append("--random-weights")
-    if args.inject_failure:
-        failing_size, _, kind = args.inject_failure.partition(":")
-        if int(failing_size) == size:
-            command += ["--inject-failure", kind or "error"]
-    return command
-
-
-def last_line(text):
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "(no output)"
-
-
-def run_worker(args, backend, device, size, log_path):
-    """Run one configuration; its row, whatever happens to the worker."""
-    row = {"backend": backend, "device": device, "long_edge": size, "model": args.model, "threads": args.threads}
-    env = dict(os.environ, **cpu_thread_environment(args.threads))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_DIR, env.get("PYTHONPATH")]))
-    started = time.perf_counter()
-    with open(log_path, "w") as log:
-        # Own session: on a timeout the whole group (the worker and anything it started) is stopped.
-        process = subprocess.Popen(worker_command(args, backend, device, size), stdout=subprocess.PIPE,
-                                   stderr=log, text=True, env=env, cwd=PROJECT_DIR, start_new_session=True)
-        try:
-            stdout, _ = process.communicate(timeout=args.timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-            return dict(row, status="timeout", note=f"stopped after {args.timeout:g} s (--timeout)",
-                        wall_s=time.perf_counter() - started)
-        except BaseException:  # Ctrl-C: the worker, in a session of its own, would otherwise run on
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            raise
-    wall = time.perf_counter() - started
-    for line in stdout.splitlines():
-        if line.startswith(worker.RESULT_PREFIX):
-            return dict(json.loads(line[len(worker.RESULT_PREFIX):]), wall_s=wall)
-    with open(log_path) as log:
-        stderr_tail = last_line(log.read())
-    if process.returncode == -signal.SIGKILL:
-        return dict(row, status="oom", wall_s=wall,
-                    note=f"worker killed by SIGKILL, most likely the kernel's OOM killer; last output: {stderr_tail}")
-    why = (f"signal {signal.Signals(-process.returncode).name}" if process.returncode < 0
-           else f"exit code {process.returncode}")
-    return dict(row, status="error", note=f"worker died ({why}) without a result; last output: {stderr_tail}",
-                wall_s=wall)
 
 
 def write_results(rows, out_dir, label):

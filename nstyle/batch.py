@@ -5,8 +5,8 @@
 
 Every content × style pair, or one job per row of a jobs file whose columns are run.py flags (content-image,
 style-image and any others: a sweep is a file). Every other flag is run.py's and applies to every job (a jobs
-file's column overrides it for its rows). Each job is one Ray task that calls the library's entry point
-(nstyle.stylize.stylize) on a node that has what it asks for: one GPU (num_gpus=1) where the cluster has GPUs,
+file's column overrides it for its rows). Each job is one Ray task that calls the library
+(nstyle.api.StyleTransfer) on a node that has what it asks for: one GPU (num_gpus=1) where the cluster has GPUs,
 else --cpus-per-job CPUs, used as the framework's threads. The driver reads the images, writes the outputs,
 checkpoints, DIR/manifest.csv (after every job) and DIR/contact_sheet.jpg, so the nodes need no shared folder.
 
@@ -33,7 +33,7 @@ from nstyle.errors import NStyleError, UsageError, missing_dependency_line
 try:
     from PIL import Image
 
-    from nstyle import checkpoint, cli, imageio, memory, ray_cluster
+    from nstyle import checkpoint, flags, imageio, memory, ray_cluster
     from nstyle.files import atomic_write
 except ModuleNotFoundError as missing:  # not the venv's Python: one line, as run.py says it
     if __name__ != "__main__":
@@ -70,7 +70,7 @@ class BatchJob:
 
 
 def build_arg_parser():
-    parser = cli.Parser(prog="python -m nstyle.batch", description=__doc__.splitlines()[0], allow_abbrev=False,
+    parser = flags.Parser(prog="python -m nstyle.batch", description=__doc__.splitlines()[0],
                         epilog="Any other flag is run.py's (python run.py --help) and applies to every job; the "
                                "batch sets " + ", ".join(MANAGED_FLAGS) + " itself.")
     arg = parser.add_argument
@@ -177,18 +177,17 @@ def make_jobs(args):
 
 
 def run_arguments(job, run_flags, out_dir):
-    """run.py's parsed flags for a job: the command line's, then the job's own; UsageError for a bad one."""
+    """A job's Options: the command line's run.py flags, then the job's own; UsageError for a bad one. The output
+    is the batch's to write (Driver.record), so the options carry none."""
     argv = list(run_flags) + list(job.flags) + ["--content-image", job.content_image, "--style-image",
-                                                job.style_image, "--output", os.path.join(out_dir, job.output_file),
-                                                "--quiet", "--save-epochs", "0"]
+                                                job.style_image, "--save-epochs", "0"]
     try:
-        args = cli.build_parser().parse_args(argv)
-        cli.check_numbers(args)
-        cli.scale_list(args)
-        cli.check_init(args.init)
+        options = flags.options_from(flags.build_parser().parse_args(argv)).replace(output=None)
+        options.validate()
     except UsageError as error:
-        raise UsageError(f"job {job.name}: {error}" if job.flags else str(error)) from None
-    return args
+        message = flags.flag_message(error)
+        raise UsageError(f"job {job.name}: {message}" if job.flags else message) from None
+    return options
 
 
 def check_run_flags(run_flags):
@@ -202,84 +201,46 @@ def check_run_flags(run_flags):
 
 # ---------------------------------------------------------------------------------------------------- on a node
 
-def picture_and_scores(args, job, result, score):
-    """The picture as run.py saves it (colours, denoising) and its quality scores ({} without them)."""
-    picture = cli.output_picture(args, job, result.image)
-    weights_file = os.path.join(ray_cluster.PROJECT_DIR, "model", "vgg16.params")
-    if not score or not os.path.isfile(weights_file):
-        return picture, {}
-    from nstyle.quality import Scorer
-    from nstyle.vgg import load_weights
-    scores = Scorer(job.content_rgb, job.style_rgbs, load_weights("vgg16", weights_file),
-                    job.settings.style.style_blend).score(picture)
-    return picture, {"style_ratio": scores.style_ratio, "content_similarity": scores.content_similarity}
-
-
-def run_job(args, content_rgb, style_rgb, init_rgb, saved, score):
-    """One job, as a Ray task: check, stylize, score. Returns {"row", "picture", "checkpoint", "log"}; a failure
-    the job raises is a row (status "failed", a one-line error), so Ray never retries it."""
-    import functools
-
+def run_job(options, content_rgb, style_rgb, init_rgb, saved, score):
+    """One job, as a Ray task: the library paints and scores it. Returns {"row", "picture", "checkpoint", "log"};
+    a failure the job raises is a row (status "failed", a one-line error), so Ray never retries it."""
     import ray
 
-    from nstyle.interrupt import StopOnSignal
-    from nstyle.stylize import stylize
+    from nstyle.api import StyleTransfer
 
-    memory.reset_peak_rss()  # this worker may have run other jobs: the peak starts from what they left resident
     gpu_ids = ray.get_gpu_ids()
-    args.threads, args.gpu = ray_cluster.assigned_threads(), ("0" if gpu_ids else "-1")  # Ray's CUDA_VISIBLE_DEVICES
-    row = dict(ray_cluster.this_node(), threads=args.threads, device=f"gpu{gpu_ids[0]}" if gpu_ids else "cpu",
+    threads = ray_cluster.assigned_threads()
+    options = options.replace(threads=threads, gpu=0 if gpu_ids else -1)  # Ray's CUDA_VISIBLE_DEVICES holds its GPU
+    row = dict(ray_cluster.this_node(), threads=threads, device=f"gpu{gpu_ids[0]}" if gpu_ids else "cpu",
                rss_start_mb=memory.process_memory_mb("VmRSS"))
     outcome = {"row": row, "picture": None, "checkpoint": None, "log": None}
     try:
-        model_name, _ = cli.choose_model(args)
-        job, weights, _ = cli.prepare_loaded(args, model_name, content_rgb, [style_rgb], init_rgb, saved,
-                                             checkpoint.checkpoint_path(args.output))
-        row.update({key: value for key, value in job.decisive.items()
+        # signals: ray.cancel from the driver's Ctrl-C arrives as SIGINT; the job saves its state and returns.
+        result = StyleTransfer(warm=False).stylize(content_rgb, [style_rgb], options, resume=saved,
+                                                   init_image=init_rgb, score=score, signals=True)
+        plan = result.plan
+        row.update({key: value for key, value in plan.decisive.items()
                     if key in COLUMNS and key not in ("content_image", "style_image")})  # the driver names the files
-        row["scales"] = ",".join(map(str, job.decisive["scales"]))
+        row["scales"] = ",".join(map(str, plan.decisive["scales"]))
         if saved is not None:
             row["resumed"] = f"scale {saved.scale + 1} epoch {saved.epoch}"
-        available_mb = memory.available_memory_mb(job.device, args.backend)
-        memory.check_fits(args.backend, job.device, model_name, job.canvas_shape[2:], job.settings.long_edge,
-                          available_mb, job.settings.border, cli.size_flag(args))
-        with cli.framework_errors_reported(functools.partial(cli.memory_advice, "out of memory", args, job,
-                                                             available_mb), args.backend):
-            with StopOnSignal() as stop:  # ray.cancel from the driver's Ctrl-C arrives as SIGINT
-                try:
-                    result = stylize(job.content_rgb, job.style_rgbs, weights, job.settings,
-                                     should_stop=stop.requested, init_rgb=job.init_rgb, resume=job.resume)
-                finally:
-                    row.update(peak_memory(gpu_ids, args.backend))  # before the scoring's own memory
-            picture, scores = picture_and_scores(args, job, result, score)
-        row.update(scores, seconds=result.seconds, epochs=cli.run_epochs(job, result), stop_reason=result.stop_reason,
+        if result.peak_memory_mb is not None:
+            row.update(peak_mem_mb=result.peak_memory_mb, mem_kind=result.memory_kind)
+        row.update(result.scores or {}, seconds=result.seconds, epochs=result.epochs, stop_reason=result.stop_reason,
                    status="ok")
-        outcome["picture"] = picture
+        outcome["picture"] = result.picture
         if result.stop_reason == "interrupted":
-            row.update(status="interrupted", error=f"stopped after epoch {result.last_epoch} of scale "
-                       f"{result.scale_index + 1}; a rerun continues from its checkpoint")
-            outcome["checkpoint"] = dict(state=result.state, epoch=result.last_epoch, settings=job.decisive,
-                                         arguments=vars(args), scale=result.scale_index)
-        elif result.stop_reason == "non-finite":
-            row.update(status="failed", error=cli.non_finite_message(job, result, args.output))
+            row.update(status="interrupted", error=f"stopped after epoch {result.checkpoint_data['epoch']} of scale "
+                       f"{result.checkpoint_data['scale'] + 1}; a rerun continues from its checkpoint")
+            outcome["checkpoint"] = result.checkpoint_data
+        elif result.problem:
+            row.update(status="failed", error=result.problem)
     except NStyleError as error:
-        row.update(status="failed", error=str(error))
+        row.update(status="failed", error=flags.flag_message(error))
     except Exception as error:  # noqa: BLE001 -- any failure of one job is its row; the batch goes on
         row.update(status="failed", error=one_line(error))
         outcome["log"] = traceback.format_exc()
     return outcome
-
-
-def peak_memory(gpu_ids, backend_name):
-    """The job's peak: PyTorch's allocation counter on a GPU (a fresh process per GPU job), else the RSS peak of
-    the worker process, which Ray reuses for the next CPU job: rss_start_mb says what earlier jobs left resident
-    (framework pools, the quality measure's network). MXNet has no GPU peak counter (bench/worker.py): none."""
-    if not gpu_ids:
-        return {"peak_mem_mb": memory.peak_rss_mb(), "mem_kind": "rss"}
-    if backend_name == "mxnet":
-        return {}
-    import torch
-    return {"peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20, "mem_kind": "torch-allocated"}
 
 
 def one_line(error):
@@ -327,7 +288,7 @@ class Driver:
         self.args, self.jobs, self.run_flags, self.rows, self.bar, self.stack = args, jobs, run_flags, rows, bar, stack
         self.ray, self.remote, self.options, self.slots = None, None, None, 1
         self.pending = []  # jobs not yet submitted
-        self.running = {}  # object ref -> (job, its run.py arguments)
+        self.running = {}  # object ref -> (job, its Options)
         self.images = {}  # path -> object ref of the decoded image (a style image serves many jobs)
         self.uses = collections.Counter()  # path -> jobs not yet submitted that read it; at 0 its ref is dropped
         self.failed = 0
@@ -361,15 +322,15 @@ class Driver:
 
     def submit(self, job):
         """Read the job's inputs here (a bad image is a failed row at once, without Ray) and submit it."""
-        args = run_arguments(job, self.run_flags, self.args.out)
+        options = run_arguments(job, self.run_flags, self.args.out)
+        checkpoint_file = checkpoint.checkpoint_path(os.path.join(self.args.out, job.output_file))
         try:
             images = {path: self.images.get(path) or imageio.load_image(path)
                       for path in (job.content_image, job.style_image)}
-            init_rgb = imageio.load_image(args.init) if args.init not in (None, "noise", "content", "style") \
-                else None
+            init_rgb = None if options.init_file() is None else imageio.load_image(options.init_file())
             saved = None
-            if os.path.exists(checkpoint.checkpoint_path(args.output)):  # an interrupted earlier run: continue it
-                saved, args.resume = checkpoint.load_checkpoint(checkpoint.checkpoint_path(args.output)), True
+            if os.path.exists(checkpoint_file):  # an interrupted earlier run: continue it
+                saved = checkpoint.load_checkpoint(checkpoint_file)
         except NStyleError as error:
             self.release({job.content_image, job.style_image})
             self.record(job, {"row": dict(status="failed", error=str(error))})
@@ -379,10 +340,10 @@ class Driver:
         for path, image in images.items():
             if path not in self.images:
                 self.images[path] = self.ray.put(image)
-        ref = self.remote.options(**self.options).remote(args, self.images[job.content_image],
+        ref = self.remote.options(**self.options).remote(options, self.images[job.content_image],
                                                          self.images[job.style_image], init_rgb, saved,
                                                          not self.args.no_quality)
-        self.running[ref] = (job, args)
+        self.running[ref] = (job, options)
         self.release(images)
 
     def release(self, paths):
@@ -471,9 +432,9 @@ def contact_sheet(out_dir, jobs, rows):
         except NStyleError:
             axes.text(0.5, 0.5, "unreadable", ha="center", va="center", transform=axes.transAxes)
 
-    for column, (style, flags) in enumerate(columns, start=1):
+    for column, (style, job_flags) in enumerate(columns, start=1):
         show(grid[0][column], style)
-        grid[0][column].set_title("\n".join([stem(style)] + [flag.lstrip("-") for flag in flags]), fontsize=8)
+        grid[0][column].set_title("\n".join([stem(style)] + [flag.lstrip("-") for flag in job_flags]), fontsize=8)
     for line, content in enumerate(contents, start=1):
         show(grid[line][0], content)
         grid[line][0].set_ylabel(stem(content), fontsize=8)

@@ -5,6 +5,20 @@ import tempfile
 
 from nstyle.errors import RuntimeFailure
 
+# The checkout (an editable install keeps it): model/, input/ and the Ray workers' import path are found from here.
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The example's sample pair: the project's input/ (download.sh puts it there), else ../shared/input.
+SAMPLE_DIRS = (os.path.join(PROJECT_DIR, "input"), os.path.join(os.path.dirname(PROJECT_DIR), "shared", "input"))
+
+
+def sample_path(name):
+    """Where a sample image lies (input/, else ../shared/input); input/NAME when it is in neither."""
+    for folder in SAMPLE_DIRS:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            return path
+    return os.path.join(SAMPLE_DIRS[0], name)
+
 
 def read_bytes(path, what="", advice=""):
     """The whole file; a RuntimeFailure "cannot read <what><path>: <reason><advice>" when it cannot be read."""

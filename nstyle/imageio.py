@@ -70,6 +70,20 @@ def load_image(path):
                          "copy or download it again") from None
 
 
+def pil_to_rgb(img, what="image"):
+    """A PIL image already in memory as load_image would return it from a file: the same pixel limit, EXIF
+    orientation and mode conversions (16-bit grey scaled, alpha on white, CMYK and palettes to RGB)."""
+    width, height = img.size
+    if width * height > MAX_INPUT_PIXELS:
+        raise UsageError(f"the {what} is {width}x{height}, more than the limit of {MAX_INPUT_PIXELS:,} pixels; "
+                         "shrink it first (a long edge of a few thousand pixels is plenty)")
+    try:
+        img.load()
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise UsageError(f"the {what} is truncated or corrupt ({exc}); read it again") from None
+    return _to_rgb_array(ImageOps.exif_transpose(img))
+
+
 def _to_rgb_array(img):
     """Convert any Pillow mode to HxWx3 uint8 RGB."""
     if img.mode in _WIDE_GREY_MODES:
@@ -97,19 +111,6 @@ def long_edge_size(height, width, long_edge):
     if height >= width:
         return long_edge, max(1, round(width * scale))
     return max(1, round(height * scale)), long_edge
-
-
-def border_pixels(long_edge, border):
-    """The canvas's border on each side at long_edge, in pixels: border × long_edge, rounded."""
-    return int(round(border * long_edge))
-
-
-def canvas_size(height, width, long_edge, border):
-    """(height, width) of the canvas optimised at long_edge: the picture plus border × long_edge pixels on
-    every side."""
-    inner_height, inner_width = long_edge_size(height, width, long_edge)
-    pixels = border_pixels(long_edge, border)
-    return inner_height + 2 * pixels, inner_width + 2 * pixels
 
 
 def resize_long_edge(image, long_edge):

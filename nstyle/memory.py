@@ -126,6 +126,20 @@ def reset_peak_rss():
         return False
 
 
+def run_peak(backend_name, device):
+    """(MiB, kind) of a run's peak: the process's RSS peak on the CPU ("rss"); on a GPU PyTorch's allocation
+    counter ("torch-allocated"); (None, None) where nothing counts a run's own peak (MXNet on a GPU: its pool
+    keeps what earlier runs took)."""
+    kind, index = parse_device(device)
+    if kind == "cpu":
+        return peak_rss_mb(), "rss"
+    from nstyle.backends import is_torch_backend
+    if not is_torch_backend(backend_name):
+        return None, None
+    import torch  # loaded already: it ran the GPU
+    return torch.cuda.max_memory_allocated(index) / 2**20, "torch-allocated"
+
+
 def peak_memory_text(backend_name, device):
     """A run's peak memory for its last line: the host's (RSS) and, on a GPU, the device's as the framework counts."""
     text = f"peak RSS {peak_rss_mb():.0f} MB"

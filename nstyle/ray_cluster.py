@@ -9,8 +9,7 @@ import os
 import socket
 
 from nstyle.errors import UsageError
-
-PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from nstyle.files import PROJECT_DIR
 
 ADDRESS_HELP = ("a running Ray cluster: auto (the one `ray start` runs on this machine) or ray://HOST:10001 (Ray "
                 "Client; README: Scaling out); default: an embedded Ray on this machine alone, started and stopped "

@@ -75,12 +75,12 @@ def tiny_run(pictures, model_dir, output, *extra):
 def raw_outputs(monkeypatch):
     """{output path: the raw (mean-subtracted float32) image run.py saved there}: the saved picture is rounded to
     8 bits, which would hide a small difference (a learning rate off by 10 % after the example's step, say)."""
-    from nstyle import cli
-    saved, original = {}, cli.save_output
+    from nstyle import api
+    saved, original = {}, api.write_picture
 
-    def save_and_keep(args, job, path, image):
+    def save_and_keep(path, image, finish):
         saved[os.fspath(path)] = np.array(image, copy=True)
-        original(args, job, path, image)
+        original(path, image, finish)
 
-    monkeypatch.setattr(cli, "save_output", save_and_keep)
+    monkeypatch.setattr(api, "write_picture", save_and_keep)
     return saved

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+import bench.local as bench_local
 import bench.suite as bench_main
 from bench import machine, report, worker
 from nstyle.algorithm import initial_image
@@ -130,9 +131,9 @@ def test_failures_are_classified_with_one_line(error, status, note):
     ("import time; time.sleep(30)", 0.5, "timeout", "stopped after 0.5 s"),
 ])
 def test_a_worker_that_dies_without_a_result_still_gives_a_row(tmp_path, monkeypatch, script, timeout, status, note):
-    monkeypatch.setattr(bench_main, "worker_command", lambda *args: [sys.executable, "-c", script])
+    monkeypatch.setattr(bench_local, "worker_command", lambda *args: [sys.executable, "-c", script])
     args = types.SimpleNamespace(model="vgg19", threads=1, timeout=timeout)
-    row = bench_main.run_worker(args, "torch", "cpu", 64, str(tmp_path / "log.txt"))
+    row = bench_local.run_worker(args, "torch", "cpu", 64, str(tmp_path / "log.txt"))
     assert row["status"] == status and note in row["note"]
     assert (row["backend"], row["device"], row["long_edge"]) == ("torch", "cpu", 64)
     if status == "error":
@@ -156,7 +157,7 @@ print("BENCH-RESULT " + json.dumps({"backend": backend, "device": "cpu", "long_e
 
 def test_rounds_interleave_and_combine(tmp_path, monkeypatch):
     calls_file = tmp_path / "calls.txt"
-    monkeypatch.setattr(bench_main, "worker_command", lambda args, backend, device, size: [
+    monkeypatch.setattr(bench_local, "worker_command", lambda args, backend, device, size: [
         sys.executable, "-c", FAKE_WORKER, backend, str(size), str(calls_file)])
     parser = bench_main.build_arg_parser()
     args = parser.parse_args(["--backends", "mxnet,torch", "--sizes", "32,64", "--rounds", "3", "--out",

@@ -9,21 +9,29 @@ from conftest import raw_outputs, tiny_run
 from nstyle import imageio, settings
 from nstyle.algorithm import initial_image
 from nstyle.backends import cpu_thread_environment
-from nstyle.cli import build_parser, resolved_optimizer, run_settings_from
+from nstyle.flags import build_parser, options_from
+from nstyle.options import Options
 
 
 def resolved(*flags, device="cpu"):
-    args = build_parser().parse_args(["--content-image", "a.jpg", "--style-image", "b.jpg", *flags])
-    args.optimizer = resolved_optimizer(args.optimizer, device)
-    return args, run_settings_from(args, "vgg16", device, "float32")
+    """(Options from run.py's flags, the RunSettings they give on device): what the planner makes of them."""
+    options = options_from(build_parser().parse_args(["--content-image", "a.jpg", "--style-image", "b.jpg", *flags]))
+    optimizer = options.resolved_optimizer(device)
+    edges, epochs = options.scale_list(optimizer)
+    return options, settings.run_settings(
+        "vgg16", optimizer=optimizer, long_edge=options.max_long_edge, scales=edges, scale_epochs=epochs,
+        max_epochs=options.max_num_epochs, lr=options.lr, init=options.init, stop_eps=options.stop_eps,
+        content_weight=options.content_weight, style_weight=options.style_weight, tv_weight=options.tv_weight)
 
 
 def test_defaults():
-    assert build_parser().get_default("optimizer") == "auto"
-    assert resolved(device="gpu0")[0].optimizer == "adam"  # measured faster on a GPU (bench/NOTES.md)
-    args, run = resolved()
-    assert (args.optimizer, args.max_num_epochs, args.save_epochs, args.max_long_edge) == ("lbfgs", 1000, 50, 512)
-    assert (args.gpu, args.model, args.backend, args.remove_noise) == ("auto", None, "auto", None)
+    assert build_parser().get_default("optimizer") == "auto" == Options().optimizer
+    assert Options().resolved_optimizer("gpu0") == "adam"  # measured faster on a GPU (bench/NOTES.md)
+    options, run = resolved()
+    assert (run.optimizer, options.max_num_epochs, options.save_epochs, options.max_long_edge) == \
+        ("lbfgs", 1000, 50, 512)
+    assert (options.gpu, options.model, options.backend, options.remove_noise) == ("auto", None, "auto", None)
+    assert options.output == os.path.join("output", "out.jpg") and Options().output is None  # run.py's, not the library's
     assert settings.REMOVE_NOISE == {"nag": 0.2, "lbfgs": 0.0, "adam": 0.0}
     assert (run.init, run.stop_eps, [s.long_edge for s in run.scales]) == ("content", 0.0, [128, 256, 512])
     assert (run.style.content_weight, run.style.style_weight, run.style.tv_weight) == (1.0, 10.0, 1e-3)
@@ -146,3 +154,31 @@ def test_the_lock_file_holds_every_top_level_pin():
     locked = {key.lower().replace("_", "-"): value for key, value in pins("requirements.lock").items()}
     for key, version in {**pins("requirements-base.txt"), **pins("requirements.txt")}.items():
         assert locked.get(key.lower().replace("_", "-"), "").split("+")[0] == version, key
+
+
+def test_help_is_grouped_with_examples_and_abbreviations_are_refused(capsys, pictures, tiny_model_dir, tmp_path):
+    from nstyle.cli import main
+    from nstyle.flags import SECTIONS
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    positions = [text.index(f"\n{section}:\n") for section in SECTIONS]
+    assert positions == sorted(positions) and "\nexamples:\n  python run.py --content-image" in text
+    assert text.count("\n  python run.py ") == 2
+    for flag in ("--style-image", "--max-long-edge", "--output", "--resume", "--gpu", "--preserve-colors"):
+        assert f"\n  {flag}" in text  # every flag still listed
+    # --max-long (an abbreviation of --max-long-edge) is refused: one line, exit 2, nothing run.
+    argv = ["--content-image", pictures[0], "--style-image", pictures[1], "--model-dir", str(tiny_model_dir),
+            "--max-long", "24", "--gpu", "-1", "--output", str(tmp_path / "o.png"), "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unrecognized arguments: --max-long 24") and len(err.splitlines()) == 1
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_every_option_is_a_flag_whose_default_is_the_option_s():
+    import dataclasses
+    parser = build_parser()
+    for item in dataclasses.fields(Options):
+        expected = item.metadata.get("flag_default", item.default)
+        assert parser.get_default(item.name) == expected, item.name

@@ -5,14 +5,15 @@ import pytest
 from skimage import data
 from skimage.color import rgb2yuv
 
-import nstyle.stylize
+import nstyle.engine
 import reference
 from conftest import smooth_image, tiny_run
 from nstyle import algorithm, imageio, memory, settings
 from nstyle.algorithm import blend_style_targets
 from nstyle.backends import create_backend
 from nstyle.optimizers import OPTIMIZERS
-from nstyle.stylize import starting_image, stylize
+from nstyle.canvas import starting_image
+from nstyle.engine import stylize
 from nstyle.train import optimize
 
 pytest.importorskip("mxnet")
@@ -153,7 +154,7 @@ def test_style_scale_keeps_each_styles_aspect_at_every_scale(tiny_weights, pictu
     def recording(name, weights, content, styles, *rest, **options):
         seen.append((content.shape[2:], [image.shape[2:] for image in styles]))
         return create_backend(name, weights, content, styles, *rest, **options)
-    monkeypatch.setattr(nstyle.stylize, "create_backend", recording)
+    monkeypatch.setattr(nstyle.engine, "create_backend", recording)
     # The canvas is the picture (18x24, 36x48) with a reflected border of 1 and 3 px (settings.BORDER).
     for style_scale, expected in ((None, [((20, 26), [(20, 26)]), ((42, 54), [(42, 54)])]),
                                   (2.0, [((20, 26), [(48, 34)]), ((42, 54), [(96, 67)])]),

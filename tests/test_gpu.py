@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from conftest import tiny_argv
-from nstyle import cli, gpus, memory, settings
+from nstyle import flags, gpus, imageio, memory, planner, settings
+from nstyle.options import Options
 from nstyle.backends.mxnet_backend import MXNetBackend
 from nstyle.backends.torch_backend import TorchBackend, pin_gpu_numerics
 from nstyle.errors import UsageError
@@ -18,8 +19,12 @@ HOPPER, AMPERE = (9, 0), (8, 6)
 
 def simulate(monkeypatch, gpus_seen, capability):
     """gpus_seen: {backend: GPU count}; capability: of every GPU (None: NVML cannot tell)."""
-    monkeypatch.setattr(cli, "gpu_count", lambda backend: gpus_seen.get(backend, 0))
-    monkeypatch.setattr(cli, "compute_capability", lambda index: capability)
+    monkeypatch.setattr(planner, "gpu_count", lambda backend: gpus_seen.get(backend, 0))
+    monkeypatch.setattr(planner, "compute_capability", lambda index: capability)
+
+
+def choose_device(gpu, backend):
+    return planner.choose_device(Options(gpu=gpu), backend)
 
 
 @pytest.mark.parametrize("backend, gpus_seen, capability, expected", [
@@ -37,16 +42,18 @@ def simulate(monkeypatch, gpus_seen, capability):
 ])
 def test_gpu_auto_checks_the_compute_capability(monkeypatch, backend, gpus_seen, capability, expected):
     simulate(monkeypatch, gpus_seen, capability)
-    assert cli.choose_device("auto", backend) == expected
+    assert choose_device("auto", backend) == expected
 
 
 def test_a_gpu_named_without_code_for_it_is_refused_up_front(monkeypatch):
     simulate(monkeypatch, {"mxnet": 1, "torch": 1}, HOPPER)
-    with pytest.raises(UsageError, match=r"^--gpu 0: mxnet-cu112 has no code for sm_90; its kernels stop at sm_86, "
-                                         r"no PTX; use --backend torch, or --gpu -1 for the CPU$"):
-        cli.choose_device("0", "mxnet")
-    assert cli.choose_device("0", "torch") == ("gpu0", "torch", None)
-    assert cli.choose_device("-1", "mxnet") == ("cpu", "mxnet", None)
+    with pytest.raises(UsageError) as refused:
+        choose_device("0", "mxnet")
+    assert flags.flag_message(refused.value) == ("--gpu 0: mxnet-cu112 has no code for sm_90; its kernels stop at "
+                                                 "sm_86, no PTX; use --backend torch, or --gpu -1 for the CPU")
+    assert str(refused.value).startswith("gpu 0: ")  # the library names its option as a notebook writes it
+    assert choose_device("0", "torch") == ("gpu0", "torch", None)
+    assert choose_device("-1", "mxnet") == ("cpu", "mxnet", None)
 
 
 def test_gpu_auto_on_hopper_runs_the_torch_backend_and_says_so(monkeypatch, tmp_path, pictures, tiny_model_dir,
@@ -56,12 +63,14 @@ def test_gpu_auto_on_hopper_runs_the_torch_backend_and_says_so(monkeypatch, tmp_
     monkeypatch.setattr(settings, "gpu_has_bf16", lambda device: True)
     argv = [flag for flag in tiny_argv(pictures, tiny_model_dir, tmp_path / "o.png") if flag != "--gpu"]
     argv.remove("-1")
-    args = cli.build_parser().parse_args(argv)
-    job, _, notes = cli.prepare(args)
-    assert (job.device, job.settings.backend, job.decisive["backend"], args.backend) == ("gpu0", "torch", "torch",
-                                                                                        "torch")
-    assert notes[1].startswith("device: GPU 0 with the torch backend (auto: mxnet-cu112 has no code for sm_90")
-    assert job.settings.optimizer == "adam" and job.settings.precision == "bfloat16"  # a GPU's defaults
+    options = flags.options_from(flags.build_parser().parse_args(argv))
+    model_name, model_note = planner.choose_model(options)
+    plan = planner.plan(options, imageio.load_image(pictures[0]), [imageio.load_image(pictures[1])], model_name,
+                        model_note)
+    assert (plan.device, plan.settings.backend, plan.decisive["backend"], plan.backend) == ("gpu0", "torch", "torch",
+                                                                                            "torch")
+    assert plan.notes[1].startswith("device: GPU 0 with the torch backend (auto: mxnet-cu112 has no code for sm_90")
+    assert plan.settings.optimizer == "adam" and plan.settings.precision == "bfloat16"  # a GPU's defaults
 
 
 class VisibleNVML(FakeNVML):
@@ -162,10 +171,11 @@ def test_tfloat32_only_where_tf32_exists(monkeypatch, backend, device, capabilit
     monkeypatch.setattr(settings, "gpu_has_bf16", lambda device: capability[0] >= 8)
     assert settings.precision_problem("tfloat32", backend, device) == problem
     if problem:
-        with pytest.raises(UsageError, match="^" + problem.replace("(", r"\(").replace(")", r"\)") + "$"):
-            cli.choose_precision("tfloat32", backend, device)
+        with pytest.raises(UsageError) as refused:
+            planner.choose_precision("tfloat32", backend, device)
+        assert flags.flag_message(refused.value) == problem
     else:
-        assert cli.choose_precision("tfloat32", backend, device) == ("tfloat32", None)
+        assert planner.choose_precision("tfloat32", backend, device) == ("tfloat32", None)
     for other in ("float32", "bfloat16"):
         assert settings.precision_problem(other, backend, device) is None
 

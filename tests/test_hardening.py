@@ -16,7 +16,7 @@ from PIL import Image
 
 from bench import memory_fit
 from conftest import raw_outputs, tiny_argv, tiny_run
-import nstyle.stylize
+import nstyle.engine
 from nstyle import checkpoint, cli, files, imageio, memory
 from nstyle.errors import RuntimeFailure
 from nstyle.interrupt import StopOnSignal
@@ -535,7 +535,7 @@ def test_a_run_that_cannot_fit_is_refused_before_binding(tmp_path, pictures, tin
     monkeypatch.setitem(memory.MEMORY_MODELS, ("mxnet", "cpu", "vgg16"), memory.MemoryModel(100.0, 1e6))
     monkeypatch.setattr(memory, "available_memory_mb", lambda device, backend: 700.0)
     with monkeypatch.context() as patch:
-        patch.setattr(nstyle.stylize, "create_backend", None)  # never reached
+        patch.setattr(nstyle.engine, "create_backend", None)  # never reached
         assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--max-long-edge", "40") == 1
     assert capsys.readouterr().err == (
         "error: not enough memory at 44x34 px (--max-long-edge 40 and its --border) on cpu: mxnet with vgg16 needs "

@@ -6,7 +6,8 @@ import reference
 from conftest import smooth_image
 from nstyle import algorithm, imageio, optimizers, settings
 from nstyle.backends import BACKENDS, create_backend
-from nstyle.stylize import inside, stylize, upsample, with_border
+from nstyle.canvas import border_pixels, canvas_size, inside, upsample, with_border
+from nstyle.engine import stylize
 from nstyle.train import optimize
 
 WEIGHTS = dict(content_weight=2.0, style_weight=5.0, tv_weight=0.3)
@@ -224,7 +225,7 @@ def test_border_reflects_the_picture_and_inside_cuts_it_off_again():
     np.testing.assert_array_equal(canvas[:3, 3:-3], picture[3:0:-1])  # mirrored about the edge row, not repeated
     np.testing.assert_array_equal(canvas[3:-3, -3:], picture[:, -2:-5:-1])
     np.testing.assert_array_equal(inside(canvas.transpose(2, 0, 1)[None], 3)[0].transpose(1, 2, 0), picture)
-    assert imageio.border_pixels(200, 0.08) == 16 and imageio.canvas_size(300, 400, 200, 0.08) == (150 + 32, 200 + 32)
+    assert border_pixels(200, 0.08) == 16 and canvas_size(300, 400, 200, 0.08) == (150 + 32, 200 + 32)
 
 
 def test_defaults_give_lbfgs_and_adam_a_border_and_nag_the_examples_canvas():

@@ -1,18 +1,18 @@
-"""The library's one entry point: stylize(content, style, weights, settings) -> StylizeResult.
+"""The engine: stylize(content, style, weights, settings) -> StylizeResult, with settings fully decided.
 
-It owns the scales, the starting image, the optimizer and the loop; run.py, the bench and any notebook call it
-and learn of progress through a callback that gets a small frozen Progress record after every epoch.
+It owns the scales, the starting image, the optimizer and the loop, and tells of progress through a callback that
+gets a small frozen Progress record after every epoch. The public face (options, the automatic choices, finished
+pictures) is nstyle.api, over this; the bench calls this directly for its own measurements.
 """
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-import cv2
 import numpy as np
 
 from nstyle import imageio, memory
-from nstyle.algorithm import initial_image
 from nstyle.backends import create_backend
+from nstyle.canvas import finer_start, inside, pyramid, scale_images, starting_image
 from nstyle.train import optimize
 
 
@@ -27,6 +27,7 @@ class Progress:
     work: float  # full-size epochs: each epoch counts its pixels / the output's pixels (the progress bar's unit)
     total_work: float  # the same for every scale's whole budget: what work reaches when no stop rule ends early
     seconds: float  # since stylize began
+    stop_rule: bool  # a stop rule (stop_eps > 0) may end the run before total_work: the ETA is an upper bound
     image: np.ndarray = field(repr=False, compare=False)  # this epoch's image, (1, 3, h, w) at this scale
 
 
@@ -53,76 +54,6 @@ class StylizeResult:
     scales: tuple  # ScaleResult per scale run
 
 
-def with_border(planes, border):
-    """An HxWxC array with border pixels reflected onto every side (the edge pixel itself not repeated)."""
-    if border == 0:
-        return planes
-    return cv2.copyMakeBorder(planes, border, border, border, border, cv2.BORDER_REFLECT_101)
-
-
-def inside(image, border):
-    """The picture inside a (1, 3, H, W) canvas: the border cut off again."""
-    if border == 0:
-        return image
-    return np.ascontiguousarray(image[:, :, border:-border, border:-border])
-
-
-def scale_images(content_rgb, style_rgbs, long_edge, border=0, style_scale=None):
-    """The canvas at long_edge: the content with its reflected border, and the style images, each resized to the
-    canvas's shape (style_scale None, the example's way) or to style_scale × long_edge on its long edge, keeping
-    its aspect; all preprocessed."""
-    content = with_border(imageio.resize_long_edge(content_rgb, long_edge), border)
-    return imageio.preprocess(content), [imageio.preprocess(style_at_scale(style_rgb, content.shape[:2], long_edge,
-                                                                           style_scale)) for style_rgb in style_rgbs]
-
-
-def style_at_scale(style_rgb, canvas_size, long_edge, style_scale):
-    """One style image (HxWx3 uint8) as the scale of long_edge, whose canvas is canvas_size (height, width), sees
-    it; see scale_images."""
-    if style_scale is None:
-        return imageio.resize_to(style_rgb, canvas_size)
-    return imageio.resize_long_edge(style_rgb, style_long_edge(long_edge, style_scale))
-
-
-def style_long_edge(content_long_edge, style_scale):
-    return max(1, round(style_scale * content_long_edge))
-
-
-def upsample(image, shape):
-    """A mean-subtracted (1, 3, h, w) canvas resized bicubically to (1, 3, H, W): the next scale's start (its
-    border, optimised too, grows with the picture)."""
-    planes = cv2.resize(image[0].transpose(1, 2, 0), (shape[3], shape[2]), interpolation=cv2.INTER_CUBIC)
-    return np.ascontiguousarray(planes.transpose(2, 0, 1)[None], dtype=np.float32)
-
-
-def finer_start(canvas, previous_content, content):
-    """The next scale's start: the previous scale's result upsampled, plus the photo's detail that upsampling loses
-    (this scale's content minus the previous scale's content upsampled the same way).
-
-    Upsampled alone, the start has no detail finer than the previous scale's pixels, and the few evaluations of a
-    fine scale then draw it from the network's gradient, whose pooling makes a period-4 grid at the output's size
-    (issue 18: grid 19.5, with the detail 2.2; bench/NOTES.md). With the photo's detail the fine scale only has to
-    restyle it. All mean-subtracted (1, 3, H, W) canvases, borders included."""
-    detail = content - upsample(previous_content, content.shape)
-    return upsample(canvas, content.shape) + detail
-
-
-def starting_image(init, content, seed, init_rgb=None, border=0, init_noise=0.0):
-    """The first scale's start on the canvas: "noise" (the example's), "content", or an image (init_rgb: the
-    style image for "style", or --init's file) resized to the picture and given the canvas's border; with
-    init_noise R, (1 − R) × that + R × the noise start."""
-    if init == "noise":
-        start = initial_image(content.shape, seed)
-    elif init == "content":
-        start = content.copy()
-    else:
-        height, width = content.shape[2] - 2 * border, content.shape[3] - 2 * border
-        start = imageio.preprocess(with_border(imageio.resize_to(init_rgb, (height, width)), border))
-    if init_noise == 0:
-        return start
-    return ((1 - init_noise) * start + init_noise * initial_image(content.shape, seed)).astype(np.float32)
-
-
 def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callable[[Progress], None]] = None,
             save=None, save_every=0, should_stop=None, init_rgb=None, resume=None, keep_weights=False):
     """Paint content_rgb (HxWx3 uint8) in the style of style_rgb (one HxWx3 uint8 image or a list of them, blended
@@ -137,10 +68,8 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
     if settings.preserve_colors == "before":
         style_rgbs = [imageio.match_colors(image, content_rgb) for image in style_rgbs]
     scales = settings.scales
-    borders = [imageio.border_pixels(scale.long_edge, settings.border) for scale in scales]
-    pixels = [np.prod(imageio.canvas_size(*content_rgb.shape[:2], scale.long_edge, settings.border))
-              for scale in scales]
-    shares = [count / pixels[-1] for count in pixels]
+    levels = pyramid(content_rgb.shape[:2], scales, settings.border)
+    borders, shares = [level.border for level in levels], [level.share for level in levels]
     total_work = sum(scale.epochs * share for scale, share in zip(scales, shares))
     run_epochs = sum(scale.epochs for scale in scales)
     first_scale, first_epoch, state = (0, 1, None) if resume is None else resume
@@ -173,7 +102,8 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
             work += pixel_share
             if callback is not None:
                 callback(Progress(index, len(scales), scale.long_edge, epoch, scale.epochs, change, work,
-                                  total_work, time.perf_counter() - started, inside(picture, border)))
+                                  total_work, time.perf_counter() - started, settings.stop_eps > 0,
+                                  inside(picture, border)))
 
         def save_at(epoch, picture, border=border):
             save(epoch, inside(picture, border))

@@ -1,0 +1,115 @@
+"""The canvas and the scale pyramid: what is optimised at each scale of a coarse-to-fine run.
+
+At each scale's long edge the content image is resized and given a border of reflected pixels (border × the long
+edge on every side); the style images are resized to that canvas's shape, or with a style scale to style_scale ×
+the long edge. The first scale starts from the init image, each later one from the last canvas upsampled. The
+border is cut off whenever a picture leaves the run. Arrays: HxWx3 uint8 RGB in, mean-subtracted (1, 3, H, W)
+float32 on the canvas.
+"""
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from nstyle import imageio
+from nstyle.algorithm import initial_image
+
+
+def border_pixels(long_edge, border):
+    """The canvas's border on each side at long_edge, in pixels: border × long_edge, rounded."""
+    return int(round(border * long_edge))
+
+
+def canvas_size(height, width, long_edge, border):
+    """(height, width) of the canvas optimised at long_edge for a picture of (height, width): the picture at
+    long_edge plus border × long_edge pixels on every side."""
+    inner_height, inner_width = imageio.long_edge_size(height, width, long_edge)
+    pixels = border_pixels(long_edge, border)
+    return inner_height + 2 * pixels, inner_width + 2 * pixels
+
+
+@dataclass(frozen=True)
+class Level:
+    """One scale of the pyramid: its long edge, budget, border in pixels and share of the last canvas's pixels."""
+    long_edge: int
+    epochs: int
+    border: int
+    share: float  # this canvas's pixels / the last canvas's: what one epoch here costs in full-size epochs
+
+
+def pyramid(content_size, scales, border):
+    """The Levels of settings.scales (nstyle.settings.Scale, coarse to fine) for a content image of
+    content_size (height, width) with border × the long edge on every side."""
+    pixels = [np.prod(canvas_size(*content_size, scale.long_edge, border)) for scale in scales]
+    return [Level(scale.long_edge, scale.epochs, border_pixels(scale.long_edge, border), count / pixels[-1])
+            for scale, count in zip(scales, pixels)]
+
+
+def with_border(planes, border):
+    """An HxWxC array with border pixels reflected onto every side (the edge pixel itself not repeated)."""
+    if border == 0:
+        return planes
+    return cv2.copyMakeBorder(planes, border, border, border, border, cv2.BORDER_REFLECT_101)
+
+
+def inside(image, border):
+    """The picture inside a (1, 3, H, W) canvas: the border cut off again."""
+    if border == 0:
+        return image
+    return np.ascontiguousarray(image[:, :, border:-border, border:-border])
+
+
+def scale_images(content_rgb, style_rgbs, long_edge, border=0, style_scale=None):
+    """The canvas at long_edge: the content with its reflected border, and the style images, each resized to the
+    canvas's shape (style_scale None, the example's way) or to style_scale × long_edge on its long edge, keeping
+    its aspect; all preprocessed."""
+    content = with_border(imageio.resize_long_edge(content_rgb, long_edge), border)
+    return imageio.preprocess(content), [imageio.preprocess(style_at_scale(style_rgb, content.shape[:2], long_edge,
+                                                                           style_scale)) for style_rgb in style_rgbs]
+
+
+def style_at_scale(style_rgb, canvas_shape, long_edge, style_scale):
+    """One style image (HxWx3 uint8) as the scale of long_edge, whose canvas is canvas_shape (height, width), sees
+    it; see scale_images."""
+    if style_scale is None:
+        return imageio.resize_to(style_rgb, canvas_shape)
+    return imageio.resize_long_edge(style_rgb, style_long_edge(long_edge, style_scale))
+
+
+def style_long_edge(content_long_edge, style_scale):
+    return max(1, round(style_scale * content_long_edge))
+
+
+def upsample(image, shape):
+    """A mean-subtracted (1, 3, h, w) canvas resized bicubically to (1, 3, H, W): the next scale's start (its
+    border, optimised too, grows with the picture)."""
+    planes = cv2.resize(image[0].transpose(1, 2, 0), (shape[3], shape[2]), interpolation=cv2.INTER_CUBIC)
+    return np.ascontiguousarray(planes.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def finer_start(canvas, previous_content, content):
+    """The next scale's start: the previous scale's result upsampled, plus the photo's detail that upsampling loses
+    (this scale's content minus the previous scale's content upsampled the same way).
+
+    Upsampled alone, the start has no detail finer than the previous scale's pixels, and the few evaluations of a
+    fine scale then draw it from the network's gradient, whose pooling makes a period-4 grid at the output's size
+    (issue 18: grid 19.5, with the detail 2.2; bench/NOTES.md). With the photo's detail the fine scale only has to
+    restyle it. All mean-subtracted (1, 3, H, W) canvases, borders included."""
+    detail = content - upsample(previous_content, content.shape)
+    return upsample(canvas, content.shape) + detail
+
+
+def starting_image(init, content, seed, init_rgb=None, border=0, init_noise=0.0):
+    """The first scale's start on the canvas: "noise" (the example's), "content", or an image (init_rgb: the
+    style image for "style", or the init file's) resized to the picture and given the canvas's border; with
+    init_noise R, (1 − R) × that + R × the noise start."""
+    if init == "noise":
+        start = initial_image(content.shape, seed)
+    elif init == "content":
+        start = content.copy()
+    else:
+        height, width = content.shape[2] - 2 * border, content.shape[3] - 2 * border
+        start = imageio.preprocess(with_border(imageio.resize_to(init_rgb, (height, width)), border))
+    if init_noise == 0:
+        return start
+    return ((1 - init_noise) * start + init_noise * initial_image(content.shape, seed)).astype(np.float32)

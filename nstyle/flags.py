@@ -1,0 +1,88 @@
+"""run.py's flags: an argparse parser built from nstyle.Options (each field one flag, its default the field's) and
+the way back from parsed flags to Options. run.py (nstyle.cli) and the batch, whose jobs take run.py's flags,
+read flags with it."""
+import argparse
+import dataclasses
+import re
+
+from nstyle.errors import UsageError
+from nstyle.options import ARTICLE, CREATIVE, PAINTING, RUN, SPEED, OptionError, Options
+
+SECTIONS = (ARTICLE, PAINTING, CREATIVE, SPEED, RUN)
+EXAMPLES = """examples:
+  python run.py --content-image input/IMG_4343.jpg --style-image input/starry_night.jpg --output output/out.jpg
+  python run.py --content-image photo.jpg --style-image a.jpg b.jpg --style-blend-weights 3 1 --preserve-colors \\
+      --max-long-edge 1024 --gpu -1 --output output/blend.png"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as one UsageError line (exit 2) instead of the usage and the message, and
+    takes no abbreviated flag (--style-imag is refused, not read as --style-image)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        missing_value = re.match(r"argument (\S+): expected one argument$", message)
+        if missing_value:  # argparse takes "-1e-3" for a flag: only "-1" and "-0.5" read as negative numbers
+            message += f" (for a value that starts with '-', write {missing_value.group(1)}=VALUE)"
+        raise UsageError(f"{message}; see {self.prog} --help")
+
+
+def flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def add_option_flags(parser):
+    """One flag per Options field, in --help's sections; the images and --quiet, which are not options."""
+    groups = {section: parser.add_argument_group(section) for section in SECTIONS}
+    groups[ARTICLE].add_argument("--content-image", required=True, help="the photo to paint")
+    groups[ARTICLE].add_argument("--style-image", required=True, nargs="+", help="the painting whose style to use; "
+                                 "several are blended (each style layer's target is the blend of their Gram "
+                                 "matrices)")
+    for item in dataclasses.fields(Options):
+        meta = dict(item.metadata)
+        section, help_text = meta.pop("section"), meta.pop("help")
+        default = meta.pop("flag_default", item.default)
+        if meta.pop("list", None):  # a comma list: parsed in options_from, so that a bad one names its flag
+            meta["type"] = str
+        groups[section].add_argument(flag(item.name), dest=item.name, default=default, help=help_text, **meta)
+    groups[RUN].add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def build_parser():
+    return add_option_flags(Parser(prog="run.py", description="Paint the content image in the style of the style "
+                                   "image (Gatys et al.), as MXNet's neural-style example does.", epilog=EXAMPLES,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter))
+
+
+def comma_numbers(name, text):
+    """A tuple of whole numbers from "128,256,512", or OptionError naming the option."""
+    try:
+        values = tuple(int(item) for item in text.split(",") if item.strip())
+    except ValueError:
+        raise OptionError(name, f"{{{name}}} {text!r}: give a comma list of whole numbers such as 128,256,512") \
+            from None
+    if not values or min(values) < 1:
+        raise OptionError(name, f"{{{name}}} {text!r}: give a comma list of whole numbers ≥ 1")
+    return values
+
+
+def options_from(namespace):
+    """Options from parsed flags (the images and --quiet stay on the namespace)."""
+    values = {}
+    for item in dataclasses.fields(Options):
+        value = getattr(namespace, item.name)
+        if item.metadata.get("list") and isinstance(value, str):
+            value = comma_numbers(item.name, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[item.name] = value
+    return Options(**values)
+
+
+def flag_message(error):
+    """An error's line for the command line: an option's name written as its flag."""
+    return error.render(flag) if isinstance(error, OptionError) else str(error)

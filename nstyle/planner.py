@@ -1,0 +1,237 @@
+"""The automatic choices: model, device, backend, precision, optimizer, threads, and the settings they decide.
+
+plan(options, content_rgb, style_rgbs) checks the options against the images and this machine and returns a Plan:
+every choice made for the user with one line saying why (Plan.notes), and the RunSettings the engine runs.
+"""
+import hashlib
+import math
+import os
+from dataclasses import dataclass
+
+from nstyle import checkpoint, imageio, memory, settings as defaults
+from nstyle.algorithm import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+from nstyle.backends import gpu_count, use_cpu_threads
+from nstyle.canvas import canvas_size, style_long_edge
+from nstyle.gpus import compute_capability, missing_gpu_code, use_pci_device_order
+from nstyle.options import MAX_LONG_EDGE, OptionError
+from nstyle.vgg import MIN_IMAGE_SIDE, available_model, relu_names
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run does, every automatic choice made: the engine's settings and the lines that say why."""
+    model: str
+    backend: str
+    device: str  # "cpu" or "gpuN"
+    precision: str
+    optimizer: str
+    threads: int
+    settings: object  # nstyle.settings.RunSettings
+    remove_noise: float  # the denoise strength of saved pictures
+    output_shape: tuple  # (1, 3, H, W) at the output's size
+    canvas_shape: tuple  # what is optimised at that size: the output with the border's pixels on every side
+    decisive: dict  # decisive_settings: stored in a checkpoint, compared on resume
+    notes: tuple  # one line per choice made for the user (model, device, backend, precision)
+    size_option: str  # the option that set the size optimised last (max_long_edge or output_size): memory advice
+
+
+def choose_model(options):
+    """(model name, the line to report when it was chosen for the user, else None)."""
+    if options.model:
+        return options.model, None
+    model_name = available_model(options.model_dir)
+    return model_name, "model: %s (%s)" % (model_name, "the example's" if model_name == "vgg19"
+                                            else "model/vgg19.params not found; the offline VGG16 weights")
+
+
+def choose_device(options, backend_name):
+    """(device "cpu" or "gpuN", backend, the line to report or None) for options.gpu.
+
+    auto: GPU 0 when the backend can run on it. Where the backend's build has no code for that card (mxnet-cu112 on
+    Hopper: nstyle.gpus, the bench's check) it is the torch backend on the GPU when PyTorch sees one, else the CPU.
+    """
+    kind, index = options.check_gpu()
+    if kind == "auto":
+        if gpu_count(backend_name) == 0:
+            return "cpu", backend_name, f"device: CPU (auto: {backend_name} sees no usable GPU)"
+        missing = missing_gpu_code(backend_name, compute_capability(0))
+        if missing is None:
+            return "gpu0", backend_name, "device: GPU 0 (auto; --gpu -1 for the CPU)"
+        if gpu_count("torch") > 0:
+            return "gpu0", "torch", (f"device: GPU 0 with the torch backend (auto: {missing}; --gpu -1 for "
+                                     f"{backend_name} on the CPU)")
+        return "cpu", backend_name, (f"device: CPU (auto: GPU 0 is no use to {backend_name}: {missing}; this "
+                                     "PyTorch has no CUDA, else --backend torch would run on it)")
+    if kind == "cpu":
+        return "cpu", backend_name, None
+    available = gpu_count(backend_name)
+    if index >= available:
+        raise OptionError("gpu", f"{{gpu}} {index}: {backend_name} sees {available} GPU(s) here; use {{gpu}} -1 "
+                                 "for the CPU")
+    missing = missing_gpu_code(backend_name, compute_capability(index))
+    if missing is not None:
+        raise OptionError("gpu", f"{{gpu}} {index}: {missing}; use {{backend}} torch, or {{gpu}} -1 for the CPU")
+    return f"gpu{index}", backend_name, None
+
+
+def choose_precision(flag, backend_name, device):
+    """(precision, the line to report or None): the option, or for auto the settings' choice for this hardware."""
+    if flag != "auto":
+        problem = defaults.precision_problem(flag, backend_name, device)
+        if problem:
+            raise OptionError("precision", problem.replace("--precision", "{precision}")
+                              .replace("--backend", "{backend}"))
+        return flag, None
+    return defaults.default_precision(backend_name, device)
+
+
+def layer_weights(name, value, model_name, default):
+    """((relu name, weight), ...) from "relu1_1:0.5,relu2_1" or a sequence of names or (name, weight) pairs
+    (weight 1 where none is given); default when unset."""
+    if value is None:
+        return default
+    items = [part.strip() for part in value.split(",")] if isinstance(value, str) else list(value)
+    valid = relu_names(model_name)
+    layers = []
+    for item in items:
+        if isinstance(item, str):
+            layer, _, weight_text = item.partition(":")
+        else:
+            layer, weight_text = item[0], str(item[1])
+        if layer not in valid:
+            raise OptionError(name, f"{{{name}}}: unknown layer {layer!r} for {model_name}; choose from "
+                                    f"{', '.join(valid)}")
+        try:
+            weight = float(weight_text) if weight_text else 1.0
+        except ValueError:
+            raise OptionError(name, f"{{{name}}}: weight {weight_text!r} of {layer} is not a number; write "
+                                    f"{layer}:0.5") from None
+        if not math.isfinite(weight) or weight < 0:
+            raise OptionError(name, f"{{{name}}}: the weight of {layer} must be a finite number ≥ 0, got {weight:g}")
+        if layer in (known for known, _ in layers):
+            raise OptionError(name, f"{{{name}}}: {layer} is given twice; give each layer once")
+        layers.append((layer, weight))
+    if sum(weight for _, weight in layers) <= 0:
+        raise OptionError(name, f"{{{name}}}: the layer weights are all 0; give at least one positive weight")
+    return tuple(layers)
+
+
+def check_layers(options, model_name):
+    return (layer_weights("style_layers", options.style_layers, model_name, DEFAULT_STYLE_LAYERS),
+            layer_weights("content_layers", options.content_layers, model_name, DEFAULT_CONTENT_LAYERS))
+
+
+def check_image_size(size, long_edge):
+    """OptionError when the content image, (height, width) at long_edge, is too small for VGG."""
+    height, width = size
+    if min(height, width) < MIN_IMAGE_SIDE:
+        raise OptionError("max_long_edge", f"the content image becomes {width}x{height} px at {{max_long_edge}} "
+                                           f"{long_edge}; VGG needs {MIN_IMAGE_SIDE} px on the short side: use "
+                                           f"{{max_long_edge}} "
+                                           f"{memory.smallest_long_edge(min(height, width) / max(height, width))} "
+                                           "or more")
+
+
+def check_style_sizes(names, style_rgbs, style_scale, long_edge):
+    """OptionError when style_scale makes a style image at the scale of long_edge too small for VGG, or larger
+    than the input limit. names: how to call each style image (its path)."""
+    if style_scale is None:
+        return  # stretched to the content's shape, which check_image_size checks
+    edge = style_long_edge(long_edge, style_scale)
+    for name, style_rgb in zip(names, style_rgbs):
+        height, width = imageio.long_edge_size(*style_rgb.shape[:2], edge)
+        if min(height, width) < MIN_IMAGE_SIDE:
+            needed = memory.smallest_long_edge(min(style_rgb.shape[:2]) / max(style_rgb.shape[:2])) / long_edge
+            raise OptionError("style_scale", f"{{style_scale}} {style_scale:g} makes the style image {name} "
+                                             f"{width}x{height} px at the {long_edge} px scale; VGG needs "
+                                             f"{MIN_IMAGE_SIDE} px on the short side: use {{style_scale}} "
+                                             f"{math.ceil(needed * 100) / 100:g} or more")
+    if edge > MAX_LONG_EDGE:
+        raise OptionError("style_scale", f"{{style_scale}} {style_scale:g} makes the style images {edge} px long; "
+                                         f"use a {{style_scale}} that keeps them within {MAX_LONG_EDGE} px")
+
+
+def image_identity(image, name):
+    """What a checkpoint records of an input: the file's absolute path, else a hash of its pixels."""
+    if name is not None:
+        return os.path.abspath(name)
+    return "sha1:" + hashlib.sha1(image.tobytes() + str(image.shape).encode()).hexdigest()
+
+
+def decisive_settings(content, styles, model_name, settings, max_long_edge):
+    """The settings that decide the result, defaults filled in: a resumed run must have the same. content and
+    styles: image_identity of each input.
+
+    Not the seed (the checkpoint replaces the start), nor the device, the stop rule or the saving.
+    """
+    style = settings.style
+    return {"content_image": content, "style_image": list(styles),
+            "style_blend_weights": list(style.style_blend), "style_scale": settings.style_scale,
+            "preserve_colors": settings.preserve_colors,
+            "style_layers": [list(pair) for pair in style.style_layers],
+            "content_layers": [list(pair) for pair in style.content_layers],
+            "max_long_edge": max_long_edge, "model": model_name, "backend": settings.backend,
+            "content_weight": style.content_weight, "style_weight": style.style_weight,
+            "tv_weight": style.tv_weight, "lr": style.lr, "optimizer": settings.optimizer,
+            "scales": [scale.long_edge for scale in settings.scales], "precision": settings.precision,
+            "border": settings.border}
+
+
+def plan(options, content_rgb, style_rgbs, model_name, model_note=None, names=(None, ()), saved=None):
+    """Every automatic choice for this run on this machine, checked against the images: a Plan.
+
+    names: (content path or None, [style path or None, ...]) for messages and the checkpoint's record; saved: the
+    checkpoint.Checkpoint a resumed run continues (checked to fit). Sets the framework's threads and the CUDA
+    device order, which must happen before the framework loads (MXNet reads them at import)."""
+    threads = options.threads or len(os.sched_getaffinity(0))
+    use_pci_device_order()  # before CUDA starts: gpu N is nvidia-smi's GPU N
+    # backend auto: MXNet, the article's framework, unless the CPU's case below says otherwise.
+    requested = "mxnet" if options.backend == "auto" else options.backend
+    use_cpu_threads(requested, threads)  # before the framework's first import: MXNet reads it then
+    device, backend_name, device_note = choose_device(options, requested)
+    if backend_name != requested:  # gpu auto moved to a backend that has code for the GPU
+        use_cpu_threads(backend_name, threads)
+    backend_note = None
+    if options.backend == "auto" and device == "cpu":
+        backend_name, backend_note = defaults.default_backend(device, options.precision, options.optimizer)
+        use_cpu_threads(backend_name, threads)
+    precision, precision_note = choose_precision(options.precision, backend_name, device)
+    optimizer = options.resolved_optimizer(device)
+    edges, epochs = options.scale_list(optimizer, content_rgb)
+    style_layers, content_layers = check_layers(options, model_name)
+    settings = defaults.run_settings(
+        model_name, optimizer=optimizer, long_edge=options.max_long_edge, scales=edges, scale_epochs=epochs,
+        max_epochs=options.max_num_epochs, content_weight=options.content_weight, style_weight=options.style_weight,
+        tv_weight=options.tv_weight, lr=options.lr, init=options.check_init(), stop_eps=options.stop_eps,
+        seed=options.seed, backend=backend_name, device=device, precision=precision, border=options.border,
+        style_count=len(style_rgbs), style_blend_weights=options.style_blend_weights, style_layers=style_layers,
+        content_layers=content_layers, style_scale=options.style_scale, preserve_colors=options.preserve_colors,
+        init_noise=options.init_noise)
+    for scale in settings.scales:  # the coarsest scale decides whether VGG can read the image
+        check_image_size(imageio.long_edge_size(*content_rgb.shape[:2], scale.long_edge), scale.long_edge)
+    content_name, style_names = names
+    style_names = list(style_names) or [None] * len(style_rgbs)
+    for scale in (settings.scales[0], settings.scales[-1]):  # the smallest and the largest style images
+        check_style_sizes([name or f"#{index + 1}" for index, name in enumerate(style_names)], style_rgbs,
+                          settings.style_scale, scale.long_edge)
+    canvas_shape = (1, 3) + canvas_size(*content_rgb.shape[:2], settings.long_edge, settings.border)
+    output_shape = (1, 3) + imageio.long_edge_size(*content_rgb.shape[:2], settings.long_edge)
+    decisive = decisive_settings(image_identity(content_rgb, content_name),
+                                 [image_identity(image, name) for image, name in zip(style_rgbs, style_names)],
+                                 model_name, settings, options.max_long_edge)
+    if saved is not None:
+        scale = settings.scales[min(saved.scale, len(settings.scales) - 1)]
+        checkpoint.check_resumable(saved, decisive, scale.epochs,
+                                   (1, 3) + canvas_size(*content_rgb.shape[:2], scale.long_edge, settings.border))
+    notes = tuple(note for note in (model_note, device_note, backend_note, precision_note) if note)
+    return Plan(model_name, backend_name, device, precision, optimizer, threads, settings,
+                options.remove_noise_strength(optimizer), output_shape, canvas_shape, decisive, notes,
+                "max_long_edge" if options.output_size is None else "output_size")
+
+
+def memory_advice(problem, plan, available_mb):
+    """memory.advice for a plan: what failed, what the memory model predicts, the largest size that fits."""
+    return memory.advice(problem, plan.backend, plan.device, plan.model, plan.canvas_shape[2:],
+                         plan.settings.long_edge, available_mb, plan.settings.border,
+                         "--" + plan.size_option.replace("_", "-"))
+
