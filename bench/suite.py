@@ -108,7 +108,7 @@ def build_arg_parser():
     arg("--machine", help="label of this machine in merged reports (default: GPU or CPU model)")
     arg("--runtime-epochs", type=int, default=run_defaults.get_default("max_num_epochs"),
         help="epochs for the projected runtime in report.md (default %(default)s, run.py's --max-num-epochs)")
-    arg("--address", help="run on Ray: " + ray_cluster.ADDRESS_HELP.split(", default")[0] + "; each configuration "
+    arg("--address", help="run on Ray: " + ray_cluster.ADDRESS_HELP.split("; default")[0] + "; each configuration "
         "goes to a node with its device, and each row carries that node's machine.json (bench/cluster.py)")
     arg("--nodes", choices=("any", "all"), default="any",
         help="with --address: any (default): each configuration on one node that has its device; all: the whole "

@@ -337,8 +337,8 @@ class Driver:
         self.ray = self.stack.enter_context(ray_cluster.connected(self.args.address, self.args.num_cpus))
         resources = self.ray.cluster_resources()
         self.bar.write(f"Ray: {len(ray_cluster.alive_nodes(self.ray))} node(s), {resources.get('CPU', 0):g} CPUs, "
-                       f"{resources.get('GPU', 0):g} GPUs ({time.perf_counter() - started:.1f} s to start or join)",
-                       file=sys.stderr)
+                       f"{resources.get('GPU', 0):g} GPUs: {ray_cluster.description(self.args.address)} "
+                       f"({time.perf_counter() - started:.1f} s to start or join)", file=sys.stderr)
         self.remote = self.ray.remote(run_job)
         self.options, self.slots = self.task_options()
         # Retries only where Ray sees a worker or node die; the job's own errors are rows, never exceptions.
