@@ -99,15 +99,22 @@ def build_arg_parser():
 def image_files(specs, flag):
     """Image files from files, folders (their image files, sorted) and globs, in the order given."""
     readable = {extension.lower() for extension in Image.registered_extensions()}
+    def folder_images(folder):
+        try:
+            names = os.listdir(folder)
+        except OSError as error:
+            raise UsageError(f"{flag} {folder}: cannot list that folder ({error.strerror})") from None
+        return sorted(os.path.join(folder, name) for name in names if os.path.splitext(name)[1].lower() in readable)
+
     files = []
     for spec in specs:
         if os.path.isdir(spec):
-            found = sorted(os.path.join(spec, name) for name in os.listdir(spec)
-                           if os.path.splitext(name)[1].lower() in readable)
+            found = folder_images(spec)
         elif os.path.exists(spec):
             found = [spec]
-        else:
-            found = sorted(glob.glob(spec))
+        else:  # a glob: the folders it matches give their images, as a folder given by name does
+            found = [path for match in sorted(glob.glob(spec))
+                     for path in (folder_images(match) if os.path.isdir(match) else [match])]
         if not found:
             raise UsageError(f"{flag} {spec}: no image file there; give files, folders or globs")
         files += [os.path.abspath(path) for path in found if os.path.abspath(path) not in files]
@@ -119,13 +126,67 @@ def flag_name(column):
     return "--" + column.strip().lstrip("-").replace("_", "-")
 
 
+def safe(text):
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
+
+
 def stem(path):
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", os.path.splitext(os.path.basename(path))[0])
+    return safe(os.path.splitext(os.path.basename(path))[0])
 
 
-def job_name(content_image, style_image, flags):
-    """<content stem>__<style stem>[__<the job's flags>]: readable, deterministic, the same in every run."""
-    name = f"{stem(content_image)}__{stem(style_image)}"
+LABEL_FOLDERS = 3  # folders named before a colliding file name, at most; beyond that a hash of its path
+PATH_HASH_LENGTH = 8
+
+
+def path_hash(text):
+    return hashlib.sha1(text.encode()).hexdigest()[:PATH_HASH_LENGTH]
+
+
+def image_labels(paths):
+    """{path: a short name distinct among paths}: the file's stem; where stems collide (DSC_0001.jpg from two
+    cameras), with as many of its folders' names before it as tell them apart (cam1-DSC_0001), else with a short
+    hash of its path. The same paths get the same labels in every run."""
+    labels = {path: stem(path) for path in paths}
+    groups = collections.defaultdict(list)
+    for path, label in labels.items():
+        groups[label].append(path)
+    for label, group in groups.items():
+        if len(group) == 1:
+            continue
+        folders = {path: [safe(part) for part in os.path.dirname(path).split(os.sep) if part] for path in group}
+        for depth in range(1, LABEL_FOLDERS + 1):
+            named = {path: "-".join(folders[path][-depth:] + [label]) for path in group}
+            if len(set(named.values())) == len(group):
+                break
+        else:
+            named = {path: f"{label}-{path_hash(path)}" for path in group}
+        labels.update(named)
+    taken = collections.Counter(labels.values())  # a file already called cam1-DSC_0001.jpg, say
+    return {path: label if taken[label] == 1 else f"{label}-{path_hash(path)}" for path, label in labels.items()}
+
+
+def named_jobs(triples):
+    """BatchJobs from (content path, style path, flags), each with its own output name; UsageError for a job
+    given twice."""
+    contents = image_labels(list(dict.fromkeys(content for content, _, _ in triples)))
+    styles = image_labels(list(dict.fromkeys(style for _, style, _ in triples)))
+    jobs, seen = [], {}
+    for content, style, flags in triples:
+        job = BatchJob(job_name(contents[content], styles[style], flags), content, style, flags)
+        if job in seen:
+            raise UsageError(f"the job {content} × {style}{' ' + shlex.join(flags) if flags else ''} is given twice "
+                             f"(jobs {seen[job] + 1} and {len(jobs) + 1}); give each job once")
+        seen[job] = len(jobs)
+        jobs.append(job)
+    names = collections.Counter(job.name for job in jobs)
+    # Distinct jobs whose labels still meet in one name (a jobs file's flags in a style's file name, say).
+    return [job if names[job.name] == 1 else BatchJob(f"{job.name}__{path_hash(repr(job))}", job.content_image,
+                                                      job.style_image, job.flags) for job in jobs]
+
+
+def job_name(content_label, style_label, flags):
+    """<content label>__<style label>[__<the job's flags>]: readable, deterministic, the same in every run."""
+    name = f"{content_label}__{style_label}"
     if flags:
         slug = re.sub(r"[^A-Za-z0-9_.=,-]+", "-", "_".join(flag.lstrip("-") for flag in flags))
         name += "__" + (slug if len(slug) <= SLUG_LENGTH else hashlib.sha1(slug.encode()).hexdigest()[:12])
@@ -145,35 +206,27 @@ def jobs_from_file(path):
         raise UsageError(f"--jobs {path}: " + (f"needs the columns {', '.join(f[2:] for f in missing)}" if missing
                          else f"the batch sets {', '.join(managed)} itself: remove that column"))
     folder = os.path.dirname(os.path.abspath(path))
-    jobs = []
+    triples = []
     for row in table.to_dict("records"):
         given = {columns[column]: value.strip() for column, value in row.items() if value.strip()}
         content, style = (os.path.join(folder, given.pop(flag, "")) for flag in PAIR_FLAGS)
-        flags = tuple(f"{flag}={value}" for flag, value in given.items())
-        jobs.append(BatchJob(job_name(content, style, flags), content, style, flags))
-    return jobs
+        triples.append((content, style, tuple(f"{flag}={value}" for flag, value in given.items())))
+    return triples
 
 
 def make_jobs(args):
     if args.jobs and (args.content_images or args.style_images):
         raise UsageError("give either --jobs or --content-images with --style-images, not both")
     if args.jobs:
-        jobs = jobs_from_file(args.jobs)
+        triples = jobs_from_file(args.jobs)
     elif args.content_images and args.style_images:
-        jobs = [BatchJob(job_name(content, style, ()), content, style, ())
-                for content in image_files(args.content_images, "--content-images")
-                for style in image_files(args.style_images, "--style-images")]
+        triples = [(content, style, ()) for content in image_files(args.content_images, "--content-images")
+                   for style in image_files(args.style_images, "--style-images")]
     else:
         raise UsageError("give --content-images and --style-images (every pair), or --jobs FILE")
-    if not jobs:
+    if not triples:
         raise UsageError(f"--jobs {args.jobs}: no rows")
-    names = {}
-    for job in jobs:
-        if job.name in names:
-            raise UsageError(f"two jobs would both write {job.output_file}: {names[job.name]} and {job.content_image}"
-                             f" × {job.style_image}; give the images distinct file names")
-        names[job.name] = f"{job.content_image} × {job.style_image}"
-    return jobs
+    return named_jobs(triples)
 
 
 def run_arguments(job, run_flags, out_dir):
@@ -294,8 +347,12 @@ def read_manifest(out_dir):
     path = os.path.join(out_dir, MANIFEST)
     if not os.path.isfile(path):
         return {}
-    frame = pd.read_csv(path, dtype={"flags": str, "error": str}, keep_default_na=False)
-    return {row["job"]: row for row in frame.to_dict("records")}
+    try:
+        frame = pd.read_csv(path, dtype={"flags": str, "error": str}, keep_default_na=False)
+        return {row["job"]: row for row in frame.to_dict("records")}
+    except (OSError, ValueError, KeyError) as error:  # not the batch's manifest, or damaged
+        raise UsageError(f"--out {out_dir}: its {MANIFEST} cannot be read ({one_line(error)}); move it away to "
+                         "start the batch afresh") from None
 
 
 def write_manifest(out_dir, rows, jobs):
@@ -493,14 +550,36 @@ def contact_sheet(out_dir, jobs, rows):
     atomic_write(os.path.join(out_dir, CONTACT_SHEET), buffer.getvalue())
 
 
+def make_out_folder(path):
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"--out {path} is a file; give a folder, new or existing")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:  # a file of that name, a file on the way, no permission
+        raise UsageError(f"--out {path}: cannot make that folder ({error.strerror or one_line(error)}); give a "
+                         "folder, new or existing") from None
+
+
+def check_batch_args(args):
+    for flag, lowest in (("--num-cpus", 1), ("--cpus-per-job", 1), ("--max-retries", 0)):
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None and value < lowest:
+            raise UsageError(f"{flag} must be ≥ {lowest}, got {value}")
+
+
 def run_batch(args, run_flags):
     """The exit code: 0 all done, 1 some job failed, 130 interrupted."""
     from tqdm import tqdm
+    check_batch_args(args)
     check_run_flags(run_flags)
     jobs = make_jobs(args)
+    renamed = sum(not job.name.startswith(f"{stem(job.content_image)}__{stem(job.style_image)}") for job in jobs)
+    if renamed:
+        print(f"{renamed} outputs are named with their image's folder or a hash of its path, as image files share a "
+              f"file name; {MANIFEST} names each job's content_image and style_image", file=sys.stderr)
     for job in jobs:  # every flag checked before anything runs
         run_arguments(job, run_flags, args.out)
-    os.makedirs(args.out, exist_ok=True)
+    make_out_folder(args.out)
     imageio.check_output_path(os.path.join(args.out, jobs[0].output_file))
     rows = read_manifest(args.out)
     to_run = [job for job in jobs if not is_done(job, rows, args.out)]
