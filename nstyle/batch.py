@@ -33,7 +33,7 @@ from nstyle.errors import NStyleError, UsageError, missing_dependency_line
 try:
     from PIL import Image
 
-    from nstyle import checkpoint, cli, imageio, memory, ray_cluster
+    from nstyle import checkpoint, cli, imageio, memory, ray_cluster, sizes
     from nstyle.files import atomic_write
 except ModuleNotFoundError as missing:  # not the venv's Python: one line, as run.py says it
     if __name__ != "__main__":
@@ -388,6 +388,7 @@ class Driver:
         self.images = {}  # path -> object ref of the decoded image (a style image serves many jobs)
         self.uses = collections.Counter()  # path -> jobs not yet submitted that read it; at 0 its ref is dropped
         self.failed = 0
+        self.refused = {}  # job name -> its size error, found before Ray started (check_job_sizes)
 
     def connect(self):
         started = time.perf_counter()
@@ -418,6 +419,10 @@ class Driver:
 
     def submit(self, job):
         """Read the job's inputs here (a bad image is a failed row at once, without Ray) and submit it."""
+        if job.name in self.refused:  # VGG cannot read it at these sizes: a failed row, without Ray
+            self.release({job.content_image, job.style_image})
+            self.record(job, {"row": dict(status="failed", error=self.refused[job.name])})
+            return
         args = run_arguments(job, self.run_flags, self.args.out)
         try:
             images = {path: self.images.get(path) or imageio.load_image(path)
@@ -567,6 +572,35 @@ def check_batch_args(args):
             raise UsageError(f"{flag} must be ≥ {lowest}, got {value}")
 
 
+def check_job_sizes(jobs, run_flags, out_dir):
+    """Every job's sizes from its files' headers, before Ray starts: ({job name: its size error}, the warning
+    lines for pictures enlarged a lot, each once). UsageError when no job could run: a flag's fault, as in run.py."""
+    import numpy as np
+    header = {}
+    refused, warnings = {}, []
+    for job in jobs:
+        for path in (job.content_image, job.style_image):
+            if path not in header:
+                header[path] = sizes.image_size(path)
+        content, style = header[job.content_image], header[job.style_image]
+        if content is None or style is None:
+            continue  # unreadable: submit records load_image's message
+        args = run_arguments(job, run_flags, out_dir)
+        try:  # --output-size original needs the content's shape only: a zero-stride array holds no pixels
+            edges, _ = cli.scale_list(args, np.broadcast_to(np.uint8(0), content + (3,)))
+            sizes.check_sizes(content, [job.style_image], [style], edges, args.style_scale)
+        except UsageError as error:
+            refused[job.name] = str(error)
+            continue
+        warnings += [line for line in sizes.enlargement_warnings(job.content_image, content, [job.style_image],
+                                                                 [style], edges[-1], args.style_scale,
+                                                                 cli.size_flag(args)) if line not in warnings]
+    if jobs and len(refused) == len(jobs):
+        name, error = next(iter(refused.items()))
+        raise UsageError(error if len(jobs) == 1 else f"{error} (job {name}; all {len(jobs)} jobs fail this check)")
+    return refused, warnings
+
+
 def run_batch(args, run_flags):
     """The exit code: 0 all done, 1 some job failed, 130 interrupted."""
     from tqdm import tqdm
@@ -583,13 +617,17 @@ def run_batch(args, run_flags):
     imageio.check_output_path(os.path.join(args.out, jobs[0].output_file))
     rows = read_manifest(args.out)
     to_run = [job for job in jobs if not is_done(job, rows, args.out)]
+    refused, warnings = check_job_sizes(to_run, run_flags, args.out)
     print(f"{len(jobs)} jobs: {len(jobs) - len(to_run)} done earlier, {len(to_run)} to run", file=sys.stderr)
+    for line in warnings:
+        print(line, file=sys.stderr)
     interrupted = False
     if to_run:
         with contextlib.ExitStack() as stack:
             bar = stack.enter_context(tqdm(total=len(to_run), unit="job", desc="batch", disable=args.quiet,
                                            dynamic_ncols=True))
             driver = Driver(args, jobs, run_flags, rows, bar, stack)
+            driver.refused = refused
             try:
                 driver.run(to_run)
                 ran = [rows[job.name] for job in to_run if rows.get(job.name, {}).get("seconds") not in (None, "")]

@@ -12,7 +12,7 @@ from typing import Optional
 
 import numpy as np
 
-from nstyle import checkpoint, imageio, memory, settings as defaults
+from nstyle import checkpoint, imageio, memory, settings as defaults, sizes
 from nstyle.backends import BACKENDS, PRECISIONS, gpu_count, is_unsupported_gpu, use_cpu_threads
 from nstyle.errors import NStyleError, RuntimeFailure, UsageError
 from nstyle.gpus import compute_capability, missing_gpu_code, use_pci_device_order
@@ -211,29 +211,13 @@ def check_paths(args):
 
 def check_image_size(size, long_edge):
     """UsageError when the content image, (height, width) at long_edge, is too small for VGG."""
-    height, width = size
-    if min(height, width) < MIN_IMAGE_SIDE:
-        raise UsageError(f"the content image becomes {width}x{height} px at --max-long-edge {long_edge}; VGG needs "
-                         f"{MIN_IMAGE_SIDE} px on the short side: use --max-long-edge "
-                         f"{memory.smallest_long_edge(min(height, width) / max(height, width))} or more")
+    sizes.check_content_size(size, long_edge)
 
 
 def check_style_sizes(paths, style_rgbs, style_scale, long_edge):
-    """UsageError when --style-scale makes a style image at the coarsest scale (long_edge) too small for VGG, or
-    larger than the input limit."""
-    if style_scale is None:
-        return  # stretched to the content's shape, which check_image_size checks
-    edge = style_long_edge(long_edge, style_scale)
+    """UsageError when --style-scale makes a style image at the scale long_edge too small for VGG, or too large."""
     for path, style_rgb in zip(paths, style_rgbs):
-        height, width = imageio.long_edge_size(*style_rgb.shape[:2], edge)
-        if min(height, width) < MIN_IMAGE_SIDE:
-            needed = memory.smallest_long_edge(min(style_rgb.shape[:2]) / max(style_rgb.shape[:2])) / long_edge
-            raise UsageError(f"--style-scale {style_scale:g} makes the style image {path} {width}x{height} px at the "
-                             f"{long_edge} px scale; VGG needs {MIN_IMAGE_SIDE} px on the short side: use "
-                             f"--style-scale {math.ceil(needed * 100) / 100:g} or more")
-    if edge > MAX_LONG_EDGE:
-        raise UsageError(f"--style-scale {style_scale:g} makes the style images {edge} px long; use a --style-scale "
-                         f"that keeps them within {MAX_LONG_EDGE} px")
+        sizes.check_style_size(path, style_rgb.shape[:2], style_scale, long_edge)
 
 
 def choose_device(gpu_flag, backend_name):
@@ -456,7 +440,10 @@ def prepare_loaded(args, model_name, content_rgb, style_rgbs, init_rgb, saved, c
     weights = load_weights(model_name, params_path(args.model_dir, model_name))
     job = Job(model_name, settings, decisive, content_rgb, style_rgbs, init_rgb, output_shape, canvas_shape,
               checkpoint_file, saved)
-    return job, weights, [note for note in (device_note, precision_note) if note]
+    warnings = sizes.enlargement_warnings(args.content_image, content_rgb.shape[:2], args.style_image,
+                                          [rgb.shape[:2] for rgb in style_rgbs], settings.scales[-1].long_edge,
+                                          settings.style_scale, size_flag(args))
+    return job, weights, [note for note in (device_note, precision_note) if note] + warnings
 
 
 def output_picture(args, job, image):
