@@ -6,7 +6,6 @@ printed before it runs). Each picture is scored with nstyle.quality against the 
 weights), and for each blend one sheet is composed (rows: colours; columns: style scales; a header row with the
 photo and the two styles). Writes DIR/<name>.jpg, DIR/sheet_<blend>.jpg and DIR/scores.md.
 """
-import argparse
 import os
 import shlex
 import subprocess
@@ -23,6 +22,7 @@ from nstyle.cli import PROJECT_DIR
 from nstyle.files import atomic_write
 from nstyle.quality import Scorer
 from nstyle.vgg import load_weights, params_path
+from bench import usage
 
 COLOR_LABELS = {"none": "the painting's colours", "after": "--preserve-colors after", "before":
                 "--preserve-colors before"}
@@ -30,7 +30,7 @@ LABEL_HEIGHT = 14
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m bench.gallery", description=__doc__.splitlines()[0])
+    parser = usage.Parser(prog="python -m bench.gallery", description=__doc__.splitlines()[0])
     arg = parser.add_argument
     arg("--content", default=sample("IMG_4343.jpg"), help="the photo (default: the sample photo)")
     arg("--styles", nargs=2, default=[sample("starry_night.jpg"), os.path.join(

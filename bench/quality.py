@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from bench import machine
+from bench import machine, usage
 from nstyle.backends import cpu_thread_environment
 from nstyle.cli import PROJECT_DIR
 from nstyle.files import atomic_write
@@ -55,7 +55,7 @@ def sample(name):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.splitlines()[0])
+    parser = usage.Parser(prog="python -m bench.quality", description=__doc__.splitlines()[0])
     arg = parser.add_argument
     arg("--backend", default="mxnet", help="backend of our configurations (default mxnet); the peer is PyTorch")
     arg("--device", default="cpu", help="cpu or gpuN (default cpu)")

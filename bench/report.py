@@ -2,7 +2,6 @@
 
 Several DIRs (from several machines or GPUs) are merged into one comparison; each keeps its machine label.
 """
-import argparse
 import json
 import math
 import os
@@ -13,6 +12,7 @@ import pandas as pd
 
 from nstyle.cli import build_parser
 from nstyle.files import atomic_write, save_figure
+from bench import usage
 
 # The article's claim (../shared/DESIGN.md): a 512 px image on a GTX 960-class GPU, 2016.
 ARTICLE = {"mxnet": {"name": "MXNet", "memory_mb": 1440, "runtime_s": 117},
@@ -356,7 +356,7 @@ def write_report(dirs, out_dir, runtime_epochs):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.splitlines()[0])
+    parser = usage.Parser(prog="python -m bench.report", description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="folders written by python -m bench --out")
     parser.add_argument("--out", help="where report.md and the plots go (default: DIR when there is one; "
                                       "required to merge several, and then also a merged results.csv)")

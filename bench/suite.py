@@ -16,7 +16,7 @@ import time
 
 from tqdm import tqdm
 
-from bench import cluster, machine, report, worker
+from bench import cluster, machine, report, usage, worker
 from nstyle import ray_cluster
 from nstyle.backends import BACKENDS, cpu_thread_environment
 from nstyle.cli import PROJECT_DIR, build_parser
@@ -75,7 +75,7 @@ def comma_list(text, convert=str):
 
 def build_arg_parser():
     run_defaults = build_parser()
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser = usage.Parser(prog="python -m bench", description=__doc__.splitlines()[0])
     arg = parser.add_argument
     arg("--backends", type=comma_list, default=["mxnet", "torch"], help="comma list (default mxnet,torch)")
     arg("--devices", type=comma_list, default=["cpu"], help="comma list of cpu, gpu0, gpu1, ... (default cpu)")

@@ -43,6 +43,7 @@ except ModuleNotFoundError as missing:  # not the venv's Python: one line, as ru
 
 MANIFEST = "manifest.csv"
 CONTACT_SHEET = "contact_sheet.jpg"
+RAY_LOG = "ray.log"  # in DIR/logs: Ray's own warnings and messages, kept off the console
 OUTPUT_EXTENSION = ".jpg"
 # run.py flags the batch sets for each job itself: not given on the command line nor in a jobs file's columns.
 MANAGED_FLAGS = ("--output", "--resume", "--gpu", "--threads", "--save-epochs", "--quiet")
@@ -291,6 +292,8 @@ def run_job(args, content_rgb, style_rgb, init_rgb, saved, score):
         row.update({key: value for key, value in job.decisive.items()
                     if key in COLUMNS and key not in ("content_image", "style_image")})  # the driver names the files
         row["scales"] = ",".join(map(str, job.decisive["scales"]))
+        if job.settings.optimizer == "lbfgs":
+            row.pop("lr", None)  # L-BFGS has no learning rate (its line search sets each step): none to report
         if saved is not None:
             row["resumed"] = f"scale {saved.scale + 1} epoch {saved.epoch}"
         available_mb = memory.available_memory_mb(job.device, args.backend)
@@ -512,8 +515,11 @@ class Driver:
                 return
 
 
-def contact_sheet(out_dir, jobs, rows):
-    """DIR/contact_sheet.jpg: the style images across the top, the content images down the left, each result
+SCORES_LEGEND = "under each picture:\nstyle ratio ↓ lower is better\ncontent similarity ↑ higher is better"
+
+
+def contact_sheet_figure(out_dir, jobs, rows):
+    """The contact sheet: the style images across the top, the content images down the left, each result
     where its row and column meet (a failed job's cell says so); the first SHEET_ROWS × SHEET_COLUMNS of them."""
     from matplotlib.figure import Figure
     contents = list(dict.fromkeys(job.content_image for job in jobs))[:SHEET_ROWS]
@@ -539,17 +545,27 @@ def contact_sheet(out_dir, jobs, rows):
     for line, content in enumerate(contents, start=1):
         show(grid[line][0], content)
         grid[line][0].set_ylabel(stem(content), fontsize=8)
+    scored = False
     for job in jobs:
         axes = grid[contents.index(job.content_image) + 1][columns.index((job.style_image, job.flags)) + 1]
         row = rows.get(job.name, {})
         if is_done(job, rows, out_dir):
             show(axes, os.path.join(out_dir, job.output_file))
             if row.get("style_ratio") not in (None, ""):
-                axes.set_xlabel(f"style {float(row['style_ratio']):.2f} / content "
-                                f"{float(row['content_similarity']):.2f}", fontsize=7)
+                scored = True
+                axes.set_xlabel(f"style {float(row['style_ratio']):.2f} ↓ content "
+                                f"{float(row['content_similarity']):.2f} ↑", fontsize=7)
         else:
             axes.text(0.5, 0.5, row.get("status", "not run"), ha="center", va="center", transform=axes.transAxes)
     figure.tight_layout()
+    if scored:  # the cells' scores read without the README: in the empty corner cell
+        grid[0][0].text(0.5, 0.5, SCORES_LEGEND, ha="center", va="center", fontsize=7, transform=grid[0][0].transAxes)
+    return figure
+
+
+def contact_sheet(out_dir, jobs, rows):
+    """DIR/contact_sheet.jpg (contact_sheet_figure)."""
+    figure = contact_sheet_figure(out_dir, jobs, rows)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="jpg", pil_kwargs={"quality": 90})
     atomic_write(os.path.join(out_dir, CONTACT_SHEET), buffer.getvalue())
@@ -624,6 +640,7 @@ def run_batch(args, run_flags):
     interrupted = False
     if to_run:
         with contextlib.ExitStack() as stack:
+            stack.enter_context(ray_cluster.messages_to(os.path.join(args.out, "logs", RAY_LOG)))  # before the bar
             bar = stack.enter_context(tqdm(total=len(to_run), unit="job", desc="batch", disable=args.quiet,
                                            dynamic_ncols=True))
             driver = Driver(args, jobs, run_flags, rows, bar, stack)
@@ -642,8 +659,10 @@ def run_batch(args, run_flags):
                 driver.stop()
     contact_sheet(args.out, jobs, rows)
     done = sum(is_done(job, rows, args.out) for job in jobs)
+    ray_log = os.path.join(args.out, "logs", RAY_LOG)
     print(f"{done} of {len(jobs)} jobs done; manifest {os.path.join(args.out, MANIFEST)}, contact sheet "
-          f"{os.path.join(args.out, CONTACT_SHEET)}", file=sys.stderr)
+          f"{os.path.join(args.out, CONTACT_SHEET)}" + (f"; Ray's own messages {ray_log}" if to_run and
+                                                       os.path.isfile(ray_log) else ""), file=sys.stderr)
     if interrupted:
         return 130
     return 0 if done == len(jobs) else 1

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 
 from nstyle.errors import UsageError
 
@@ -94,6 +95,55 @@ def connected(address=None, num_cpus=None):
         yield ray
     finally:
         ray.shutdown()
+
+
+def writes_to_fd(stream, fd):
+    try:
+        return stream.fileno() == fd
+    except (AttributeError, OSError, ValueError):  # a capture (pytest), a closed stream
+        return False
+
+
+@contextlib.contextmanager
+def messages_to(log_path):
+    """Ray's own lines go to log_path while the block runs, not to the console: its Python logger (the
+    token-authentication warning), what it prints to the driver's stdout (nodes marked dead for missed heartbeats)
+    and what its C++ core writes to file descriptors 1 and 2 (GCS time-outs). The command's own lines, written to
+    sys.stderr, stay on the console: sys.stderr moves to a copy of the console's descriptor."""
+    import ray  # noqa: F401 -- its logger's handler is made at import: replace it after
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    log = open(log_path, "a", buffering=1)
+    ray_logger = logging.getLogger("ray")
+    handler = logging.StreamHandler(log)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    saved_handlers, saved_stdout, saved_stderr = ray_logger.handlers[:], sys.stdout, sys.stderr
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        if stream is not None:
+            stream.flush()
+    console_fds = {fd: os.dup(fd) for fd in (1, 2)}
+    console = None
+    if writes_to_fd(sys.stderr, 2):
+        console = os.fdopen(os.dup(2), "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace")
+        sys.stderr = console
+    ray_logger.handlers = [handler]
+    sys.stdout = log
+    for fd in (1, 2):
+        os.dup2(log.fileno(), fd)
+    try:
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            if stream is not None:
+                stream.flush()
+        for fd, saved in console_fds.items():
+            os.dup2(saved, fd)
+            os.close(saved)
+        ray_logger.handlers, sys.stdout, sys.stderr = saved_handlers, saved_stdout, saved_stderr
+        if console is not None:
+            console.close()
+        log.close()
+        if os.path.getsize(log_path) == 0:  # Ray never started, or said nothing
+            os.remove(log_path)
 
 
 def alive_nodes(ray):

@@ -90,3 +90,31 @@ def test_the_batchs_own_bad_arguments_end_in_one_line_and_exit_2(tmp_path, pair,
     code = batch.main([str(arg) for arg in (*pairs, "--out", out, *extra, *TINY_RUN)])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1, err
+
+
+def test_the_manifest_leaves_out_the_lr_that_lbfgs_does_not_use(tmp_path, pair, tiny_model_dir, capsys):
+    from nstyle.settings import ADAM_LR
+    photo, painting = pair
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text(f"content-image,style-image,optimizer\n{photo},{painting},lbfgs\n{photo},{painting},adam\n")
+    out = tmp_path / "out"
+    code = batch.main([str(arg) for arg in ("--jobs", jobs, "--out", out, "--model-dir", tiny_model_dir,
+                                            "--num-cpus", 1, *TINY_RUN)])
+    assert code == 0, capsys.readouterr().err
+    rows = pd.read_csv(out / batch.MANIFEST).set_index("optimizer")
+    assert pd.isna(rows.loc["lbfgs", "lr"]) and rows.loc["adam", "lr"] == ADAM_LR
+    assert rows.loc["lbfgs", "content_weight"] > 0  # what it does use stays
+
+
+def test_the_contact_sheet_says_which_way_each_score_is_better(tmp_path, pair):
+    photo, painting = pair
+    job = batch.named_jobs([(str(photo), str(painting), ())])[0]
+    save_picture(tmp_path / job.output_file, seed=4)
+    rows = {job.name: {"status": "ok", "style_ratio": 0.19, "content_similarity": 0.66}}
+    texts = [text.get_text() for axes in batch.contact_sheet_figure(tmp_path, [job], rows).axes
+             for text in [axes.xaxis.label, *axes.texts]]
+    assert "style 0.19 ↓ content 0.66 ↑" in texts
+    assert any("lower is better" in text and "higher is better" in text for text in texts)
+    # Without scores (--no-quality) there is nothing to explain.
+    unscored = batch.contact_sheet_figure(tmp_path, [job], {job.name: {"status": "ok"}})
+    assert not any("better" in text.get_text() for axes in unscored.axes for text in axes.texts)

@@ -151,6 +151,34 @@ def test_without_address_the_batch_starts_its_own_ray_beside_a_running_cluster(t
     rows = pd.read_csv(tmp_path / "out" / batch.MANIFEST)
     assert list(rows["status"]) == ["ok"] and list(rows["threads"]) == [ours]  # the foreign one has more CPUs
     assert foreign.process.poll() is None  # and it still runs: the batch stopped only its own Ray
+    # Ray's token-authentication warning (RAY_AUTH_MODE unset) is in the log, not on the console.
+    assert "Token authentication" not in err
+    assert "Token authentication" in (tmp_path / "out" / "logs" / batch.RAY_LOG).read_text()
+
+
+def test_rays_own_lines_go_to_the_log_and_ours_to_the_console(tmp_path):
+    log = tmp_path / "logs" / "ray.log"
+    script = f"""
+import logging, os, sys
+from nstyle import ray_cluster
+with ray_cluster.messages_to({str(log)!r}):
+    print("ray's print to the driver's stdout")  # how Ray prints a node marked dead for missed heartbeats
+    os.write(1, b"C++ core on fd 1\\n")
+    os.write(2, b"C++ core on fd 2\\n")
+    logging.getLogger("ray").warning("ray's logger")
+    logging.getLogger("ray.dashboard").warning("a child of ray's logger")
+    print("our line", file=sys.stderr)
+print("stdout after", flush=True)
+print("stderr after", file=sys.stderr)
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=PROJECT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "our line\nstderr after\n" and done.stdout == "stdout after\n"
+    kept = log.read_text()
+    for line in ("ray's print to the driver's stdout", "C++ core on fd 1", "C++ core on fd 2", "ray's logger",
+                 "a child of ray's logger"):
+        assert line in kept
+    assert "our line" not in kept
 
 
 def test_with_address_the_batch_joins_that_cluster(tmp_path, foreign, pair, tiny_model_dir):
