@@ -6,10 +6,12 @@ it is stopped by its process group. The batch runs as a command, in its own proc
 the old failure was a hang.
 """
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pandas as pd
@@ -73,8 +75,9 @@ class ForeignCluster:
         while not os.path.isfile(self.address_file):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError("ray start --head did not come up: "
-                                   + open(os.path.join(self.folder, "ray-start.log")).read()[-2000:])
+                said = open(os.path.join(self.folder, "ray-start.log")).read()[-2000:]
+                shutil.rmtree(self.folder, ignore_errors=True)
+                raise RuntimeError("ray start --head did not come up: " + said)
             time.sleep(0.2)
         with open(self.address_file) as file:
             self.address = file.read().strip()
@@ -103,10 +106,13 @@ class ForeignCluster:
 
 
 @pytest.fixture(scope="module")
-def foreign(tmp_path_factory):
-    cluster = ForeignCluster(tmp_path_factory.mktemp("foreign-ray"))
+def foreign():
+    # A short folder: Ray's socket paths under it must stay within AF_UNIX's 107 bytes (pytest's are too long).
+    folder = tempfile.mkdtemp(prefix="nsr-", dir="/tmp")
+    cluster = ForeignCluster(folder)
     yield cluster
     cluster.stop()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +125,20 @@ def pair(tmp_path_factory):
     return paths
 
 
-def run_batch(env, pair, tiny_model_dir, out, *extra, timeout=150):
+def ray_logs(env):
+    """The tails of the newest Ray session's GCS and raylet logs under env's RAY_TMPDIR: why a start hung."""
+    logs = os.path.join(env["RAY_TMPDIR"], "ray", "session_latest", "logs")
+    tails = []
+    for name in ("gcs_server.out", "gcs_server.err", "raylet.out", "raylet.err"):
+        try:
+            with open(os.path.join(logs, name), errors="replace") as file:
+                tails.append(f"--- {name}\n" + "".join(file.readlines()[-15:]))
+        except OSError:
+            continue
+    return "\n".join(tails)
+
+
+def run_batch(env, pair, tiny_model_dir, out, *extra, timeout=300):
     """The batch as a command: (exit code, stderr, seconds); a hang past timeout fails the test."""
     command = [sys.executable, "-m", "nstyle.batch", "--content-images", pair[0], "--style-images", pair[1],
                "--out", str(out), "--model-dir", str(tiny_model_dir), "--no-quality", "--quiet",
@@ -132,7 +151,7 @@ def run_batch(env, pair, tiny_model_dir, out, *extra, timeout=150):
     except subprocess.TimeoutExpired:
         kill_group(process, signal.SIGKILL)
         _, err = process.communicate()
-        pytest.fail(f"the batch still ran after {timeout} s: {err[-2000:]}")
+        pytest.fail(f"the batch still ran after {timeout} s: {err[-2000:]}\n{ray_logs(env)[-6000:]}")
     return process.returncode, err, time.monotonic() - started
 
 
