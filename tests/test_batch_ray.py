@@ -160,6 +160,7 @@ def run_batch(env, pair, tiny_model_dir, out, *extra, timeout=300):
 def test_without_address_the_batch_starts_its_own_ray_beside_a_running_cluster(tmp_path, foreign, pair,
                                                                                 tiny_model_dir, found_by):
     env = dict(foreign.env)  # ray.init() without an address would find the cluster through its address file
+    env.pop("RAY_AUTH_MODE", None)  # unset, as in a user's shell: Ray warns (an earlier in-process ray.init sets it)
     if found_by == "RAY_ADDRESS":
         env["RAY_ADDRESS"] = foreign.address
     code, err, _ = run_batch(env, pair, tiny_model_dir, tmp_path / "out")
