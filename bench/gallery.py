@@ -7,7 +7,6 @@ photo and the two styles). Writes DIR/<name>.jpg, DIR/sheet_<blend>.jpg and DIR/
 painted by the library (nstyle.StyleTransfer, weights loaded once); each is printed as the run.py command that
 paints the same picture.
 """
-import argparse
 import os
 import shlex
 import sys
@@ -23,6 +22,7 @@ from nstyle.options import Options
 from nstyle.files import PROJECT_DIR, atomic_write, sample_path
 from nstyle.quality import Scorer
 from nstyle.vgg import load_weights, params_path
+from bench import usage
 
 COLOR_LABELS = {"none": "the painting's colours", "after": "--preserve-colors after", "before":
                 "--preserve-colors before"}
@@ -30,7 +30,7 @@ LABEL_HEIGHT = 14
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m bench.gallery", description=__doc__.splitlines()[0])
+    parser = usage.Parser(prog="python -m bench.gallery", description=__doc__.splitlines()[0])
     arg = parser.add_argument
     arg("--content", default=sample_path("IMG_4343.jpg"), help="the photo (default: the sample photo)")
     arg("--styles", nargs=2, default=[sample_path("starry_night.jpg"), os.path.join(

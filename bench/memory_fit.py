@@ -3,12 +3,12 @@
 For each (backend, device kind, model) with at least two sizes that ran, a least-squares line through
 (megapixels, peak_mem_mb); prints the MEMORY_MODELS entries to paste, with the worst relative residual.
 """
-import argparse
 import sys
 
 import numpy as np
 
 from nstyle.backends.base import parse_device
+from bench import usage
 
 
 def fit(frame):
@@ -28,7 +28,7 @@ def fit(frame):
 
 def main(argv=None):
     import pandas as pd
-    parser = argparse.ArgumentParser(prog="python -m bench.memory_fit", description=__doc__.splitlines()[0])
+    parser = usage.Parser(prog="python -m bench.memory_fit", description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", help="results.csv files written by python -m bench")
     args = parser.parse_args(argv)
     models = fit(pd.concat([pd.read_csv(path) for path in args.results], ignore_index=True))

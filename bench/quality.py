@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from bench import machine
+from bench import machine, usage
 from bench.quality_configurations import CONFIGURATIONS, OPT_IN
 from nstyle.backends import cpu_thread_environment
 from nstyle.files import PROJECT_DIR, atomic_write, sample_path
@@ -56,7 +56,7 @@ def pair_paths(name):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.splitlines()[0])
+    parser = usage.Parser(prog="python -m bench.quality", description=__doc__.splitlines()[0])
     arg = parser.add_argument
     arg("--backend", default="auto", help="backend of our configurations (default auto: as run.py chooses it per "
         "configuration); the peer is PyTorch")

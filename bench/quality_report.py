@@ -2,7 +2,6 @@
 
 python -m bench.quality_report DIR rewrites them from DIR/quality.csv, DIR/machine.json and DIR/pictures/.
 """
-import argparse
 import glob
 import json
 import os
@@ -13,6 +12,7 @@ import pandas as pd
 
 from bench.quality_configurations import CONFIGURATIONS
 from nstyle.files import atomic_write, save_figure
+from bench import usage
 from nstyle.quality import (BAR_BORDER_STRIPE, BAR_CONTENT_SIMILARITY, BAR_DETAIL_RATIO, BAR_GRID, BAR_JUDGE_RATIO,
                             BAR_STYLE_RATIO)
 
@@ -208,7 +208,7 @@ def write_quality_report(out_dir, names=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.quality_report", description=__doc__.splitlines()[0])
+    parser = usage.Parser(prog="python -m bench.quality_report", description=__doc__.splitlines()[0])
     parser.add_argument("dir", help="a folder written by python -m bench.quality --out")
     args = parser.parse_args(argv)
     write_quality_report(args.dir)

@@ -2,7 +2,6 @@
 
 Several DIRs (from several machines or GPUs) are merged into one comparison; each keeps its machine label.
 """
-import argparse
 import json
 import math
 import os
@@ -13,6 +12,7 @@ import pandas as pd
 
 from nstyle.options import Options
 from nstyle.files import atomic_write, save_figure
+from bench import usage
 
 # The article's claim (../shared/DESIGN.md): a 512 px image on a GTX 960-class GPU, 2016.
 ARTICLE = {"mxnet": {"name": "MXNet", "memory_mb": 1440, "runtime_s": 117},
@@ -157,9 +157,6 @@ def article_section(ok, runtime_epochs):
             "the same math with channels_last tensors and `torch.compile`: shown beside the eager baseline, not "
             "instead of it.", "",
             markdown_table(["", "device", "size (H×W)", "peak memory MB", "median epoch s", "runtime s"], rows)]
-    if at_size.empty:
-        text += ["", f"No successful run at {ARTICLE_SIZE} px here: run the bench with `--sizes` including "
-                     f"{ARTICLE_SIZE} to fill the table."]
     return text
 
 
@@ -234,6 +231,8 @@ def scaling_section(fit_table, several_machines):
             "is small beside slope × area.", "",
             markdown_table(["series", "sizes", "MB / megapixel", "MB at 0 px", "R² (memory)", "s / megapixel",
                             "s at 0 px", "R² (time)"], rows), "",
+            *(["", "With two sizes a line passes through both points: R² = 1 says nothing about proportionality; "
+                   "three sizes or more test it."] if (fit_table["sizes"].str.count(",") == 1).any() else []), "",
             f"![peak memory against image area]({MEMORY_PLOT})", "",
             f"![median epoch time against image area]({TIME_PLOT})"]
 
@@ -329,6 +328,42 @@ def shared_lines(frame):
     return (["**Warning: some timings look taken on a shared machine.**"] + notes + [""]) if notes else []
 
 
+ARTICLE_RATIOS = "the article, 512 px on a 2016 GPU: Lua Torch 7 1.92× the time and 1.95× the memory of MXNet"
+
+
+def headline(frame, ok):
+    """The report's first line: what the run shows, in one sentence."""
+    failed = frame[frame["status"] != "ok"]
+    tail = (f" {len(failed)} of {len(frame)} configurations did not run "
+            f"({', '.join(f'{count} {status}' for status, count in failed['status'].value_counts().items())}; "
+            "notes in (b))." if len(failed) else "")
+    if ok.empty:
+        return "**Nothing ran.**" + tail
+    comparisons = []
+    for (_, device_name, device), group in ok.groupby(["machine", "device_name", "device"], sort=True):
+        for backend, name in RATIO_BACKENDS:
+            sizes = set(group.loc[group["backend"] == "mxnet", "long_edge"]) & \
+                set(group.loc[group["backend"] == backend, "long_edge"])
+            if not sizes:
+                continue
+            size = ARTICLE_SIZE if ARTICLE_SIZE in sizes else max(sizes)
+            at = group[group["long_edge"] == size].set_index("backend")
+            comparisons.append(f"at {size} px on {device} ({device_name}) {name} took "
+                               f"{at.loc[backend, 'median_epoch_s'] / at.loc['mxnet', 'median_epoch_s']:.2f}× "
+                               f"MXNet's epoch time and "
+                               f"{at.loc[backend, 'peak_mem_mb'] / at.loc['mxnet', 'peak_mem_mb']:.2f}× its peak memory")
+    if comparisons:
+        said = "; ".join(comparisons)
+        return f"**{said[0].upper() + said[1:]}** ({ARTICLE_RATIOS}).{tail}"
+    largest = ok.sort_values("long_edge").groupby(SERIES, sort=True).tail(1)
+    measured = "; ".join(f"{BACKEND_NAMES.get(row['backend'], row['backend'])} on {row['device']} "
+                         f"({row['device_name']}): {number(row['median_epoch_s'])} s per epoch and "
+                         f"{row['peak_mem_mb']:,.0f} MB at {int(row['long_edge'])} px"
+                         for _, row in largest.iterrows())
+    return (f"**{measured}**, the largest size that ran; no MXNet against PyTorch here (`--backends mxnet,torch` "
+            f"compares them).{tail}")
+
+
 def write_report(dirs, out_dir, runtime_epochs):
     """report.md and the plots in out_dir (and, merging several dirs, their merged results.csv)."""
     frame, machines = load(dirs)
@@ -339,14 +374,22 @@ def write_report(dirs, out_dir, runtime_epochs):
     ok = frame[frame["status"] == "ok"].copy()
     several_machines = frame["machine"].nunique() > 1
     fit_table = fits(ok) if not ok.empty else pd.DataFrame(columns=SERIES)
-    lines = ["# Neural style: MXNet against PyTorch", "",
+    at_article_size = not ok[ok["long_edge"] == ARTICLE_SIZE].empty
+    # A fit needs two sizes of one series; without any, (c), (d) and the plots would be empty.
+    fitted = fit_table[fit_table["mb_per_mp"].notna()] if "mb_per_mp" in fit_table else fit_table.iloc[0:0]
+    left_out = ([f"(a) the article's table: no run at {ARTICLE_SIZE} px (`--sizes` with {ARTICLE_SIZE} fills it)"]
+                if not at_article_size else []) + \
+        (["(c) and (d) the fits against image area and the largest image that fits: they need two sizes or more "
+          "of a backend × device"] if fitted.empty else [])
+    lines = ["# Neural style: MXNet against PyTorch", "", headline(frame, ok), "",
              f"{len(ok)} of {len(frame)} configurations ran; machines: "
              f"{', '.join(sorted(frame['machine'].unique()))}. Produced by `python -m bench.report "
-             f"{' '.join(dirs)}`.", ""]
+             f"{' '.join(dirs)}`." + (f" Left out: {'; '.join(left_out)}." if left_out else ""), ""]
     lines += weights_lines(frame) + shared_lines(frame)
-    lines += article_section(ok, runtime_epochs) + [""]
+    if at_article_size:
+        lines += article_section(ok, runtime_epochs) + [""]
     lines += per_size_section(frame) + [""]
-    if not ok.empty:
+    if not fitted.empty:
         for spec in PLOTS:
             plot(ok, fit_table, spec, out_dir, several_machines)
         lines += scaling_section(fit_table, several_machines) + [""]
@@ -356,7 +399,7 @@ def write_report(dirs, out_dir, runtime_epochs):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.splitlines()[0])
+    parser = usage.Parser(prog="python -m bench.report", description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="folders written by python -m bench --out")
     parser.add_argument("--out", help="where report.md and the plots go (default: DIR when there is one; "
                                       "required to merge several, and then also a merged results.csv)")

@@ -13,7 +13,7 @@ import sys
 
 from tqdm import tqdm
 
-from bench import cluster, machine, report
+from bench import cluster, machine, report, usage
 from bench.local import run_worker
 from nstyle import ray_cluster
 from nstyle.backends import BACKENDS
@@ -62,7 +62,7 @@ def comma_list(text, convert=str):
 
 
 def build_arg_parser():
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser = usage.Parser(prog="python -m bench", description=__doc__.splitlines()[0])
     arg = parser.add_argument
     arg("--backends", type=comma_list, default=["mxnet", "torch"], help="comma list (default mxnet,torch)")
     arg("--devices", type=comma_list, default=["cpu"], help="comma list of cpu, gpu0, gpu1, ... (default cpu)")
@@ -95,7 +95,7 @@ def build_arg_parser():
     arg("--machine", help="label of this machine in merged reports (default: GPU or CPU model)")
     arg("--runtime-epochs", type=int, default=Options.max_num_epochs,
         help="epochs for the projected runtime in report.md (default %(default)s, run.py's --max-num-epochs)")
-    arg("--address", help="run on Ray: " + ray_cluster.ADDRESS_HELP.split(", default")[0] + "; each configuration "
+    arg("--address", help="run on Ray: " + ray_cluster.ADDRESS_HELP.split("; default")[0] + "; each configuration "
         "goes to a node with its device, and each row carries that node's machine.json (bench/cluster.py)")
     arg("--nodes", choices=("any", "all"), default="any",
         help="with --address: any (default): each configuration on one node that has its device; all: the whole "

@@ -33,7 +33,7 @@ from nstyle.errors import NStyleError, UsageError, missing_dependency_line
 try:
     from PIL import Image
 
-    from nstyle import checkpoint, flags, imageio, memory, ray_cluster
+    from nstyle import checkpoint, flags, imageio, memory, ray_cluster, sizes
     from nstyle.files import atomic_write
 except ModuleNotFoundError as missing:  # not the venv's Python: one line, as run.py says it
     if __name__ != "__main__":
@@ -43,6 +43,7 @@ except ModuleNotFoundError as missing:  # not the venv's Python: one line, as ru
 
 MANIFEST = "manifest.csv"
 CONTACT_SHEET = "contact_sheet.jpg"
+RAY_LOG = "ray.log"  # in DIR/logs: Ray's own warnings and messages, kept off the console
 OUTPUT_EXTENSION = ".jpg"
 # run.py flags the batch sets for each job itself: not given on the command line nor in a jobs file's columns.
 MANAGED_FLAGS = ("--output", "--resume", "--gpu", "--threads", "--save-epochs", "--quiet")
@@ -99,15 +100,22 @@ def build_arg_parser():
 def image_files(specs, flag):
     """Image files from files, folders (their image files, sorted) and globs, in the order given."""
     readable = {extension.lower() for extension in Image.registered_extensions()}
+    def folder_images(folder):
+        try:
+            names = os.listdir(folder)
+        except OSError as error:
+            raise UsageError(f"{flag} {folder}: cannot list that folder ({error.strerror})") from None
+        return sorted(os.path.join(folder, name) for name in names if os.path.splitext(name)[1].lower() in readable)
+
     files = []
     for spec in specs:
         if os.path.isdir(spec):
-            found = sorted(os.path.join(spec, name) for name in os.listdir(spec)
-                           if os.path.splitext(name)[1].lower() in readable)
+            found = folder_images(spec)
         elif os.path.exists(spec):
             found = [spec]
-        else:
-            found = sorted(glob.glob(spec))
+        else:  # a glob: the folders it matches give their images, as a folder given by name does
+            found = [path for match in sorted(glob.glob(spec))
+                     for path in (folder_images(match) if os.path.isdir(match) else [match])]
         if not found:
             raise UsageError(f"{flag} {spec}: no image file there; give files, folders or globs")
         files += [os.path.abspath(path) for path in found if os.path.abspath(path) not in files]
@@ -119,13 +127,67 @@ def flag_name(column):
     return "--" + column.strip().lstrip("-").replace("_", "-")
 
 
+def safe(text):
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
+
+
 def stem(path):
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", os.path.splitext(os.path.basename(path))[0])
+    return safe(os.path.splitext(os.path.basename(path))[0])
 
 
-def job_name(content_image, style_image, flags):
-    """<content stem>__<style stem>[__<the job's flags>]: readable, deterministic, the same in every run."""
-    name = f"{stem(content_image)}__{stem(style_image)}"
+LABEL_FOLDERS = 3  # folders named before a colliding file name, at most; beyond that a hash of its path
+PATH_HASH_LENGTH = 8
+
+
+def path_hash(text):
+    return hashlib.sha1(text.encode()).hexdigest()[:PATH_HASH_LENGTH]
+
+
+def image_labels(paths):
+    """{path: a short name distinct among paths}: the file's stem; where stems collide (DSC_0001.jpg from two
+    cameras), with as many of its folders' names before it as tell them apart (cam1-DSC_0001), else with a short
+    hash of its path. The same paths get the same labels in every run."""
+    labels = {path: stem(path) for path in paths}
+    groups = collections.defaultdict(list)
+    for path, label in labels.items():
+        groups[label].append(path)
+    for label, group in groups.items():
+        if len(group) == 1:
+            continue
+        folders = {path: [safe(part) for part in os.path.dirname(path).split(os.sep) if part] for path in group}
+        for depth in range(1, LABEL_FOLDERS + 1):
+            named = {path: "-".join(folders[path][-depth:] + [label]) for path in group}
+            if len(set(named.values())) == len(group):
+                break
+        else:
+            named = {path: f"{label}-{path_hash(path)}" for path in group}
+        labels.update(named)
+    taken = collections.Counter(labels.values())  # a file already called cam1-DSC_0001.jpg, say
+    return {path: label if taken[label] == 1 else f"{label}-{path_hash(path)}" for path, label in labels.items()}
+
+
+def named_jobs(triples):
+    """BatchJobs from (content path, style path, flags), each with its own output name; UsageError for a job
+    given twice."""
+    contents = image_labels(list(dict.fromkeys(content for content, _, _ in triples)))
+    styles = image_labels(list(dict.fromkeys(style for _, style, _ in triples)))
+    jobs, seen = [], {}
+    for content, style, flags in triples:
+        job = BatchJob(job_name(contents[content], styles[style], flags), content, style, flags)
+        if job in seen:
+            raise UsageError(f"the job {content} × {style}{' ' + shlex.join(flags) if flags else ''} is given twice "
+                             f"(jobs {seen[job] + 1} and {len(jobs) + 1}); give each job once")
+        seen[job] = len(jobs)
+        jobs.append(job)
+    names = collections.Counter(job.name for job in jobs)
+    # Distinct jobs whose labels still meet in one name (a jobs file's flags in a style's file name, say).
+    return [job if names[job.name] == 1 else BatchJob(f"{job.name}__{path_hash(repr(job))}", job.content_image,
+                                                      job.style_image, job.flags) for job in jobs]
+
+
+def job_name(content_label, style_label, flags):
+    """<content label>__<style label>[__<the job's flags>]: readable, deterministic, the same in every run."""
+    name = f"{content_label}__{style_label}"
     if flags:
         slug = re.sub(r"[^A-Za-z0-9_.=,-]+", "-", "_".join(flag.lstrip("-") for flag in flags))
         name += "__" + (slug if len(slug) <= SLUG_LENGTH else hashlib.sha1(slug.encode()).hexdigest()[:12])
@@ -145,35 +207,27 @@ def jobs_from_file(path):
         raise UsageError(f"--jobs {path}: " + (f"needs the columns {', '.join(f[2:] for f in missing)}" if missing
                          else f"the batch sets {', '.join(managed)} itself: remove that column"))
     folder = os.path.dirname(os.path.abspath(path))
-    jobs = []
+    triples = []
     for row in table.to_dict("records"):
         given = {columns[column]: value.strip() for column, value in row.items() if value.strip()}
         content, style = (os.path.join(folder, given.pop(flag, "")) for flag in PAIR_FLAGS)
-        flags = tuple(f"{flag}={value}" for flag, value in given.items())
-        jobs.append(BatchJob(job_name(content, style, flags), content, style, flags))
-    return jobs
+        triples.append((content, style, tuple(f"{flag}={value}" for flag, value in given.items())))
+    return triples
 
 
 def make_jobs(args):
     if args.jobs and (args.content_images or args.style_images):
         raise UsageError("give either --jobs or --content-images with --style-images, not both")
     if args.jobs:
-        jobs = jobs_from_file(args.jobs)
+        triples = jobs_from_file(args.jobs)
     elif args.content_images and args.style_images:
-        jobs = [BatchJob(job_name(content, style, ()), content, style, ())
-                for content in image_files(args.content_images, "--content-images")
-                for style in image_files(args.style_images, "--style-images")]
+        triples = [(content, style, ()) for content in image_files(args.content_images, "--content-images")
+                   for style in image_files(args.style_images, "--style-images")]
     else:
         raise UsageError("give --content-images and --style-images (every pair), or --jobs FILE")
-    if not jobs:
+    if not triples:
         raise UsageError(f"--jobs {args.jobs}: no rows")
-    names = {}
-    for job in jobs:
-        if job.name in names:
-            raise UsageError(f"two jobs would both write {job.output_file}: {names[job.name]} and {job.content_image}"
-                             f" × {job.style_image}; give the images distinct file names")
-        names[job.name] = f"{job.content_image} × {job.style_image}"
-    return jobs
+    return named_jobs(triples)
 
 
 def run_arguments(job, run_flags, out_dir):
@@ -222,6 +276,8 @@ def run_job(options, content_rgb, style_rgb, init_rgb, saved, score):
         row.update({key: value for key, value in plan.decisive.items()
                     if key in COLUMNS and key not in ("content_image", "style_image")})  # the driver names the files
         row["scales"] = ",".join(map(str, plan.decisive["scales"]))
+        if plan.settings.optimizer == "lbfgs":
+            row.pop("lr", None)  # L-BFGS has no learning rate (its line search sets each step): none to report
         if saved is not None:
             row["resumed"] = f"scale {saved.scale + 1} epoch {saved.epoch}"
         if result.peak_memory_mb is not None:
@@ -255,8 +311,12 @@ def read_manifest(out_dir):
     path = os.path.join(out_dir, MANIFEST)
     if not os.path.isfile(path):
         return {}
-    frame = pd.read_csv(path, dtype={"flags": str, "error": str}, keep_default_na=False)
-    return {row["job"]: row for row in frame.to_dict("records")}
+    try:
+        frame = pd.read_csv(path, dtype={"flags": str, "error": str}, keep_default_na=False)
+        return {row["job"]: row for row in frame.to_dict("records")}
+    except (OSError, ValueError, KeyError) as error:  # not the batch's manifest, or damaged
+        raise UsageError(f"--out {out_dir}: its {MANIFEST} cannot be read ({one_line(error)}); move it away to "
+                         "start the batch afresh") from None
 
 
 def write_manifest(out_dir, rows, jobs):
@@ -292,14 +352,15 @@ class Driver:
         self.images = {}  # path -> object ref of the decoded image (a style image serves many jobs)
         self.uses = collections.Counter()  # path -> jobs not yet submitted that read it; at 0 its ref is dropped
         self.failed = 0
+        self.refused = {}  # job name -> its size error, found before Ray started (check_job_sizes)
 
     def connect(self):
         started = time.perf_counter()
         self.ray = self.stack.enter_context(ray_cluster.connected(self.args.address, self.args.num_cpus))
         resources = self.ray.cluster_resources()
         self.bar.write(f"Ray: {len(ray_cluster.alive_nodes(self.ray))} node(s), {resources.get('CPU', 0):g} CPUs, "
-                       f"{resources.get('GPU', 0):g} GPUs ({time.perf_counter() - started:.1f} s to start or join)",
-                       file=sys.stderr)
+                       f"{resources.get('GPU', 0):g} GPUs: {ray_cluster.description(self.args.address)} "
+                       f"({time.perf_counter() - started:.1f} s to start or join)", file=sys.stderr)
         self.remote = self.ray.remote(run_job)
         self.options, self.slots = self.task_options()
         # Retries only where Ray sees a worker or node die; the job's own errors are rows, never exceptions.
@@ -322,6 +383,10 @@ class Driver:
 
     def submit(self, job):
         """Read the job's inputs here (a bad image is a failed row at once, without Ray) and submit it."""
+        if job.name in self.refused:  # VGG cannot read it at these sizes: a failed row, without Ray
+            self.release({job.content_image, job.style_image})
+            self.record(job, {"row": dict(status="failed", error=self.refused[job.name])})
+            return
         options = run_arguments(job, self.run_flags, self.args.out)
         checkpoint_file = checkpoint.checkpoint_path(os.path.join(self.args.out, job.output_file))
         try:
@@ -411,8 +476,11 @@ class Driver:
                 return
 
 
-def contact_sheet(out_dir, jobs, rows):
-    """DIR/contact_sheet.jpg: the style images across the top, the content images down the left, each result
+SCORES_LEGEND = "under each picture:\nstyle ratio ↓ lower is better\ncontent similarity ↑ higher is better"
+
+
+def contact_sheet_figure(out_dir, jobs, rows):
+    """The contact sheet: the style images across the top, the content images down the left, each result
     where its row and column meet (a failed job's cell says so); the first SHEET_ROWS × SHEET_COLUMNS of them."""
     from matplotlib.figure import Figure
     contents = list(dict.fromkeys(job.content_image for job in jobs))[:SHEET_ROWS]
@@ -438,40 +506,107 @@ def contact_sheet(out_dir, jobs, rows):
     for line, content in enumerate(contents, start=1):
         show(grid[line][0], content)
         grid[line][0].set_ylabel(stem(content), fontsize=8)
+    scored = False
     for job in jobs:
         axes = grid[contents.index(job.content_image) + 1][columns.index((job.style_image, job.flags)) + 1]
         row = rows.get(job.name, {})
         if is_done(job, rows, out_dir):
             show(axes, os.path.join(out_dir, job.output_file))
             if row.get("style_ratio") not in (None, ""):
-                axes.set_xlabel(f"style {float(row['style_ratio']):.2f} / content "
-                                f"{float(row['content_similarity']):.2f}", fontsize=7)
+                scored = True
+                axes.set_xlabel(f"style {float(row['style_ratio']):.2f} ↓ content "
+                                f"{float(row['content_similarity']):.2f} ↑", fontsize=7)
         else:
             axes.text(0.5, 0.5, row.get("status", "not run"), ha="center", va="center", transform=axes.transAxes)
     figure.tight_layout()
+    if scored:  # the cells' scores read without the README: in the empty corner cell
+        grid[0][0].text(0.5, 0.5, SCORES_LEGEND, ha="center", va="center", fontsize=7, transform=grid[0][0].transAxes)
+    return figure
+
+
+def contact_sheet(out_dir, jobs, rows):
+    """DIR/contact_sheet.jpg (contact_sheet_figure)."""
+    figure = contact_sheet_figure(out_dir, jobs, rows)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="jpg", pil_kwargs={"quality": 90})
     atomic_write(os.path.join(out_dir, CONTACT_SHEET), buffer.getvalue())
 
 
+def make_out_folder(path):
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"--out {path} is a file; give a folder, new or existing")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:  # a file of that name, a file on the way, no permission
+        raise UsageError(f"--out {path}: cannot make that folder ({error.strerror or one_line(error)}); give a "
+                         "folder, new or existing") from None
+
+
+def check_batch_args(args):
+    for flag, lowest in (("--num-cpus", 1), ("--cpus-per-job", 1), ("--max-retries", 0)):
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None and value < lowest:
+            raise UsageError(f"{flag} must be ≥ {lowest}, got {value}")
+
+
+def check_job_sizes(jobs, run_flags, out_dir):
+    """Every job's sizes from its files' headers, before Ray starts: ({job name: its size error}, the warning
+    lines for pictures enlarged a lot, each once). UsageError when no job could run: a flag's fault, as in run.py."""
+    import numpy as np
+    header = {}
+    refused, warnings = {}, []
+    for job in jobs:
+        for path in (job.content_image, job.style_image):
+            if path not in header:
+                header[path] = sizes.image_size(path)
+        content, style = header[job.content_image], header[job.style_image]
+        if content is None or style is None:
+            continue  # unreadable: submit records load_image's message
+        options = run_arguments(job, run_flags, out_dir)
+        try:  # --output-size original needs the content's shape only: a zero-stride array holds no pixels
+            edges, _ = options.scale_list(None, np.broadcast_to(np.uint8(0), content + (3,)))
+            sizes.check_sizes(content, [job.style_image], [style], edges, options.style_scale)
+        except UsageError as error:
+            refused[job.name] = str(error)
+            continue
+        warnings += [line for line in sizes.enlargement_warnings(job.content_image, content, [job.style_image],
+                                                                 [style], edges[-1], options.style_scale,
+                                                                 "--max-long-edge" if options.output_size is None
+                                                                 else "--output-size") if line not in warnings]
+    if jobs and len(refused) == len(jobs):
+        name, error = next(iter(refused.items()))
+        raise UsageError(error if len(jobs) == 1 else f"{error} (job {name}; all {len(jobs)} jobs fail this check)")
+    return refused, warnings
+
+
 def run_batch(args, run_flags):
     """The exit code: 0 all done, 1 some job failed, 130 interrupted."""
     from tqdm import tqdm
+    check_batch_args(args)
     check_run_flags(run_flags)
     jobs = make_jobs(args)
+    renamed = sum(not job.name.startswith(f"{stem(job.content_image)}__{stem(job.style_image)}") for job in jobs)
+    if renamed:
+        print(f"{renamed} outputs are named with their image's folder or a hash of its path, as image files share a "
+              f"file name; {MANIFEST} names each job's content_image and style_image", file=sys.stderr)
     for job in jobs:  # every flag checked before anything runs
         run_arguments(job, run_flags, args.out)
-    os.makedirs(args.out, exist_ok=True)
+    make_out_folder(args.out)
     imageio.check_output_path(os.path.join(args.out, jobs[0].output_file))
     rows = read_manifest(args.out)
     to_run = [job for job in jobs if not is_done(job, rows, args.out)]
+    refused, warnings = check_job_sizes(to_run, run_flags, args.out)
     print(f"{len(jobs)} jobs: {len(jobs) - len(to_run)} done earlier, {len(to_run)} to run", file=sys.stderr)
+    for line in warnings:
+        print(line, file=sys.stderr)
     interrupted = False
     if to_run:
         with contextlib.ExitStack() as stack:
+            stack.enter_context(ray_cluster.messages_to(os.path.join(args.out, "logs", RAY_LOG)))  # before the bar
             bar = stack.enter_context(tqdm(total=len(to_run), unit="job", desc="batch", disable=args.quiet,
                                            dynamic_ncols=True))
             driver = Driver(args, jobs, run_flags, rows, bar, stack)
+            driver.refused = refused
             try:
                 driver.run(to_run)
                 ran = [rows[job.name] for job in to_run if rows.get(job.name, {}).get("seconds") not in (None, "")]
@@ -486,8 +621,10 @@ def run_batch(args, run_flags):
                 driver.stop()
     contact_sheet(args.out, jobs, rows)
     done = sum(is_done(job, rows, args.out) for job in jobs)
+    ray_log = os.path.join(args.out, "logs", RAY_LOG)
     print(f"{done} of {len(jobs)} jobs done; manifest {os.path.join(args.out, MANIFEST)}, contact sheet "
-          f"{os.path.join(args.out, CONTACT_SHEET)}", file=sys.stderr)
+          f"{os.path.join(args.out, CONTACT_SHEET)}" + (f"; Ray's own messages {ray_log}" if to_run and
+                                                       os.path.isfile(ray_log) else ""), file=sys.stderr)
     if interrupted:
         return 130
     return 0 if done == len(jobs) else 1

@@ -8,7 +8,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from nstyle import checkpoint, imageio, memory, settings as defaults
+from nstyle import checkpoint, imageio, memory, settings as defaults, sizes
 from nstyle.algorithm import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 from nstyle.backends import gpu_count, use_cpu_threads
 from nstyle.canvas import canvas_size, style_long_edge
@@ -223,7 +223,12 @@ def plan(options, content_rgb, style_rgbs, model_name, model_note=None, names=(N
         scale = settings.scales[min(saved.scale, len(settings.scales) - 1)]
         checkpoint.check_resumable(saved, decisive, scale.epochs,
                                    (1, 3) + canvas_size(*content_rgb.shape[:2], scale.long_edge, settings.border))
-    notes = tuple(note for note in (model_note, device_note, backend_note, precision_note) if note)
+    size_flag = "--max-long-edge" if options.output_size is None else "--output-size"
+    warnings = sizes.enlargement_warnings(content_name or "the content image", content_rgb.shape[:2],
+                                          [name or f"#{index + 1}" for index, name in enumerate(style_names)],
+                                          [rgb.shape[:2] for rgb in style_rgbs], settings.scales[-1].long_edge,
+                                          settings.style_scale, size_flag)
+    notes = tuple(note for note in (model_note, device_note, backend_note, precision_note) if note) + tuple(warnings)
     return Plan(model_name, backend_name, device, precision, optimizer, threads, settings,
                 options.remove_noise_strength(optimizer), output_shape, canvas_shape, decisive, notes,
                 "max_long_edge" if options.output_size is None else "output_size")

@@ -164,12 +164,7 @@ def test_jobs_and_flags_are_checked_before_anything_runs(tmp_path, inputs, capsy
              "--output: the batch sets it for each job"),
             (["--content-images", photos, "--style-images", paintings, "--style-weight", "-2"],
              "--style-weight must be ≥ 0"),
-            (["--content-images", tmp_path / "nothing*.png", "--style-images", paintings], "no image file there"),
-            (["--content-images", photos / "photo0.png", tmp_path / "photo0.png", "--style-images", paintings],
-             None)):
-        if message is None:  # two contents with one file name: one output name for two jobs
-            Image.open(photos / "photo0.png").save(tmp_path / "photo0.png")
-            message = "two jobs would both write photo0__painting0.jpg"
+            (["--content-images", tmp_path / "nothing*.png", "--style-images", paintings], "no image file there")):
         code, err = run_batch(capsys, *argv, "--out", tmp_path / "out")
         assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -73,9 +73,10 @@ def test_bench_end_to_end_both_backends(tmp_path, images):
     info = json.loads((out / "machine.json").read_text())
     assert info["label"] == rows["machine"][0] and info["threads"] == 1 and "torch" in info["libraries"]
     text = (out / "report.md").read_text()
-    for heading in ("## (a)", "## (b)", "## (c)", "## (d)"):
+    for heading in ("## (b)", "## (c)", "## (d)"):
         assert heading in text
-    assert "No successful run at 512 px" in text and "random" in text
+    assert "## (a)" not in text and "Left out: (a) the article's table: no run at 512 px" in text  # no empty table
+    assert text.splitlines()[2].startswith("**At 48 px on cpu (") and "random" in text
     for name in (report.MEMORY_PLOT, report.TIME_PLOT):
         assert (out / name).read_bytes()[:8] == PNG_SIGNATURE
     assert len(list((out / "logs").iterdir())) == 4

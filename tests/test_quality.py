@@ -81,9 +81,9 @@ def test_quality_bench_refuses_tf32_on_a_cpu_before_running_anything(tmp_path, p
                "--configs", "default,default-tf32", "--out", str(out)]
     process = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=120)
     assert process.returncode == 2 and not out.exists()
-    assert process.stderr.splitlines()[-1] == (
-        "python -m bench.quality: error: --configs default-tf32: --precision tfloat32 runs on an NVIDIA GPU from "
-        "Ampere on with --backend torch; this run has --backend mxnet on cpu")
+    assert process.stderr == (  # one line, as run.py's (bench/usage.py)
+        "error: --configs default-tf32: --precision tfloat32 runs on an NVIDIA GPU from Ampere on with --backend "
+        "torch; this run has --backend mxnet on cpu; see python -m bench.quality --help\n")
     from bench.quality import build_parser
     assert "default-tf32" not in build_parser().parse_args(["--out", "x"]).configs.split(",")
 

@@ -1,0 +1,57 @@
+"""What the bench says: usage errors in one line and exit 2, as run.py's (argparse printed its whole usage first);
+a report that opens with one sentence saying what the run shows and leaves out the sections it has nothing for."""
+import os
+
+import pandas as pd
+import pytest
+
+import bench.report as bench_report
+import bench.suite as bench_main
+
+
+@pytest.mark.parametrize("main, argv, message", [
+    (bench_main.main, ["--devices", "tpu", "--out", "x"], "error: --devices: 'tpu' is not cpu or gpuN; see python -m bench --help"),
+    (bench_main.main, ["--sizes", "x"], "error: argument --sizes: "),
+    (bench_main.main, ["--no-such-flag", "--out", "x"], "error: unrecognized arguments: --no-such-flag"),
+    (bench_report.main, [], "error: the following arguments are required"),
+])
+def test_a_bench_usage_error_is_one_line(main, argv, message, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.startswith(message) and err.count("\n") == 1, err
+    assert "usage:" not in err
+
+
+FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "bench_results.csv")
+
+
+def report_of(tmp_path, frame):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    frame.to_csv(folder / "results.csv", index=False)
+    assert bench_report.main([str(folder)]) == 0
+    return folder, (folder / "report.md").read_text()
+
+
+def test_the_report_opens_with_what_the_run_shows(tmp_path):
+    _, text = report_of(tmp_path, pd.read_csv(FIXTURE))
+    # The fixture at 512 px: MXNet 0.097296 s and 724 MB, PyTorch 0.150944 s and 1448 MB; two rows failed.
+    assert text.splitlines()[2] == (
+        "**At 512 px on gpu0 (Test GPU) PyTorch took 1.55× MXNet's epoch time and 2.00× its peak memory** (the "
+        "article, 512 px on a 2016 GPU: Lua Torch 7 1.92× the time and 1.95× the memory of MXNet). 2 of 6 "
+        "configurations did not run (1 unsupported, 1 oom; notes in (b)).")
+    assert "## (a)" in text and "Left out" not in text
+
+
+def test_a_small_run_leaves_out_what_it_has_nothing_for(tmp_path):
+    frame = pd.read_csv(FIXTURE)
+    one = frame[(frame["backend"] == "torch") & (frame["long_edge"] == 256) & (frame["status"] == "ok")]
+    folder, text = report_of(tmp_path, one)
+    assert text.splitlines()[2].startswith("**PyTorch on gpu0 (Test GPU): ") and "at 256 px**" in text
+    assert "no MXNet against PyTorch here" in text.splitlines()[2]
+    for empty in ("## (a)", "## (c)", "## (d)", "MB / megapixel"):  # no article row, one size: no fit
+        assert empty not in text
+    assert "Left out: (a) the article's table: no run at 512 px" in text and "(c) and (d)" in text
+    assert "## (b) Every configuration" in text and "## Settings" in text
+    assert not (folder / bench_report.MEMORY_PLOT).exists() and not (folder / bench_report.TIME_PLOT).exists()
