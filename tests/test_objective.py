@@ -172,6 +172,75 @@ def test_upsample_keeps_a_smooth_image():
     np.testing.assert_allclose(big.mean(axis=(2, 3)), small.mean(axis=(2, 3)), atol=2.0)
 
 
+def picture_edges(canvas, border, photo_width):
+    """Where (pixel-edge coordinates of the canvas) the picture's left and right edges lie, for a canvas whose
+    pixels hold their photo x-coordinate (0 … photo_width across the picture): a line fitted to the middle row,
+    6 px kept clear of the picture's edges, where the reflected ramp kinks."""
+    row = canvas[0, 0, canvas.shape[2] // 2].astype(np.float64)
+    columns = np.arange(border + 6, canvas.shape[3] - border - 6)
+    slope, intercept = np.polyfit(columns + 0.5, row[columns], 1)
+    return -intercept / slope, (photo_width - intercept) / slope
+
+
+def ramp_canvas(height, width, border, photo_width):
+    xs = (np.arange(width) + 0.5) * photo_width / width
+    picture = np.repeat(np.tile(xs, (height, 1))[:, :, None], 3, axis=2).astype(np.float32)
+    return with_border(picture, border).transpose(2, 0, 1)[None]
+
+
+def test_upsampling_puts_the_picture_exactly_on_the_next_scales_picture():
+    """The issue's case: a 384 x 512 photo at border 0.06, from 128 to 256 px (border 8 -> 15) and from 256 to
+    512 px (15 -> 31). Stretching the whole canvas (the code before) put the picture up to 0.9 px off its place
+    (measured here: 0.89 and 0.90); the picture is now resized onto the picture."""
+    for (height, width, border), (new_height, new_width, new_border) in (((96, 128, 8), (192, 256, 15)),
+                                                                            ((192, 256, 15), (384, 512, 31))):
+        canvas = ramp_canvas(height, width, border, 512.0)
+        shape = (1, 3, new_height + 2 * new_border, new_width + 2 * new_border)
+        place = np.array([new_border, new_border + new_width])
+        before = picture_edges(upsample(canvas, shape), new_border, 512.0) - place  # the old call: the whole canvas
+        after = picture_edges(upsample(canvas, shape, border, new_border), new_border, 512.0) - place
+        assert 0.85 < np.abs(before).max() < 0.95, before
+        assert np.abs(after).max() < 0.01, after  # 0.0012: the cubic kernel ripples on a ramp, both edges alike
+        # The border is the old border at the picture's scale, not reflected afresh: a canvas whose border differs
+        # from the picture's reflection keeps that difference.
+        marked = canvas.copy()
+        marked[:, :, :, :border] += 100.0
+        grown = upsample(marked, shape, border, new_border) - upsample(canvas, shape, border, new_border)
+        assert grown[0, 0, 5, :new_border - 3].min() > 99 and np.abs(grown[..., new_border + 3:]).max() < 1e-3
+
+
+def test_upsampling_without_a_border_is_opencvs_bicubic():
+    import cv2
+    small = smooth_image(10, 14, seed=12)
+    big = upsample(small, (1, 3, 23, 31))
+    expected = cv2.resize(small[0].transpose(1, 2, 0), (31, 23), interpolation=cv2.INTER_CUBIC).transpose(2, 0, 1)
+    np.testing.assert_allclose(big[0], expected, atol=1e-3)
+
+
+def test_stylize_starts_each_scale_from_the_last_picture_in_its_place(tiny_weights, pictures, monkeypatch):
+    """Through stylize: the second scale's start, inside its border, is the first scale's picture resized to the
+    next picture's size (24 -> 48 px at border 0.1: 2 -> 5 px; the canvas grows 2.07 times, the picture 2)."""
+    import cv2
+    from nstyle import stylize as stylize_module
+    starts, real = [], stylize_module.create_backend
+
+    def create_backend(name, weights, content, styles, style, device, start, **kwargs):
+        starts.append(start.copy())
+        return real(name, weights, content, styles, style, device, start, **kwargs)
+
+    monkeypatch.setattr(stylize_module, "create_backend", create_backend)
+    content, style = (imageio.load_image(path) for path in pictures)
+    run = settings.run_settings("vgg16", "adam", 48, scales=[24, 48], scale_epochs=[2, 1], backend="torch",
+                                border=0.1)
+    seen = []
+    stylize(content, style, tiny_weights, run, callback=seen.append, keep_weights=True)
+    first_picture = seen[1].image  # Adam ends a scale at its last epoch's image
+    assert starts[1].shape[2:] == (46, 58) and first_picture.shape[2:] == (18, 24)
+    resized = cv2.resize(first_picture[0].transpose(1, 2, 0), (48, 36), interpolation=cv2.INTER_CUBIC)
+    inner = inside(starts[1], 5)[0].transpose(1, 2, 0)
+    np.testing.assert_allclose(inner[3:-3, 3:-3], resized[3:-3, 3:-3], atol=0.01)  # taps inside the picture
+
+
 def test_stylize_runs_each_scale_and_reports_progress(tiny_weights, pictures):
     content, style = (imageio.load_image(path) for path in pictures)
     run = settings.run_settings("vgg16", "lbfgs", 48, scales=[24, 48], scale_epochs=[5, 3], backend="mxnet", border=0)
