@@ -299,3 +299,83 @@ def test_border_reflects_the_picture_and_inside_cuts_it_off_again():
 def test_defaults_give_lbfgs_and_adam_a_border_and_nag_the_examples_canvas():
     assert settings.run_settings("vgg16", "lbfgs").border == settings.run_settings("vgg16", "adam").border == 0.06
     assert settings.run_settings("vgg16", "nag").border == 0
+
+
+# ---------------------------------------------------------------- progress and the start, away from the defaults
+# (issue 19: a resumed run's progress, the bar counting epochs, an --init image's border passed every test)
+
+# Canvases of a 30x40 photo at border 0.06 (Adam's default): 24 px -> 18x24 + 1 px a side; 48 px -> 36x48 + 3.
+SHARE_24 = (20 * 26) / (42 * 54)
+
+
+def test_progress_records_every_epoch_of_every_scale(tiny_weights, pictures):
+    content, style = (imageio.load_image(path) for path in pictures)
+    run = settings.run_settings("vgg16", "adam", 48, scales=[24, 48], scale_epochs=[3, 2], backend="torch")
+    seen = []
+    stylize(content, style, tiny_weights, run, callback=seen.append, keep_weights=True)
+    assert [(p.scale_index, p.scales, p.long_edge, p.epoch, p.scale_epochs) for p in seen] == \
+        [(0, 2, 24, e, 3) for e in (1, 2, 3)] + [(1, 2, 48, e, 2) for e in (1, 2)]
+    assert [p.work for p in seen] == pytest.approx([SHARE_24, 2 * SHARE_24, 3 * SHARE_24, 3 * SHARE_24 + 1,
+                                                    3 * SHARE_24 + 2])
+    assert [p.total_work for p in seen] == pytest.approx([3 * SHARE_24 + 2] * 5)
+    seconds = [p.seconds for p in seen]
+    assert seconds == sorted(seconds) and seconds[0] > 0
+    assert all(0 < p.change < 1 for p in seen)  # Adam's relative change of each step
+
+
+@pytest.mark.parametrize("scale, epoch", [(1, 2), (0, 2)])
+def test_a_resumed_runs_progress_counts_the_work_done_before_it(tiny_weights, pictures, scale, epoch):
+    """Resumed after `epoch` of scale `scale` (0-based): the first record is the next epoch, and the work already
+    includes every earlier epoch, so the bar starts where the interrupted run stopped and ends at the total."""
+    content, style = (imageio.load_image(path) for path in pictures)
+    run = settings.run_settings("vgg16", "adam", 48, scales=[24, 48], scale_epochs=[3, 3], backend="torch")
+    asked = {"count": 0}
+    stop_at = epoch + (2 if scale else 0)  # asked after each epoch but a scale's last: 1, 2 | 1, 2
+    first = stylize(content, style, tiny_weights, run, keep_weights=True,
+                    should_stop=lambda: asked.__setitem__("count", asked["count"] + 1) or asked["count"] == stop_at)
+    assert (first.scale_index, first.last_epoch) == (scale, epoch)
+    seen = []
+    stylize(content, style, tiny_weights, run, callback=seen.append, keep_weights=True,
+            resume=(scale, epoch + 1, first.state))
+    done_before = (3 * SHARE_24 + epoch) if scale else epoch * SHARE_24
+    assert (seen[0].scale_index, seen[0].epoch) == (scale, epoch + 1)
+    assert seen[0].work == pytest.approx(done_before + (1 if scale else SHARE_24))
+    assert seen[-1].work == pytest.approx(seen[-1].total_work) == pytest.approx(3 * SHARE_24 + 3)
+    assert len(seen) == (3 - epoch if scale else 3 - epoch + 3)
+
+
+def test_the_progress_bar_counts_full_size_epochs(tiny_weights, pictures, capsys):
+    from nstyle.cli import ProgressBar
+    content, style = (imageio.load_image(path) for path in pictures)
+    run = settings.run_settings("vgg16", "adam", 48, scales=[24, 48], scale_epochs=[3, 2], backend="torch")
+    bar, shown = ProgressBar(True, stop_rule=True), []
+
+    def show(progress):
+        bar(progress)
+        shown.append((bar.bar.n, bar.bar.total, progress.work))
+
+    stylize(content, style, tiny_weights, run, callback=show, keep_weights=True)
+    bar.close()
+    assert [n for n, _, _ in shown] == pytest.approx([min(work, round(3 * SHARE_24 + 2, 2)) for *_, work in shown])
+    assert {total for _, total, _ in shown} == {round(3 * SHARE_24 + 2, 2)}
+    text = capsys.readouterr().err
+    assert f"{round(3 * SHARE_24 + 2, 2):.1f}/{round(3 * SHARE_24 + 2, 2):.1f} full-size epochs" in text
+    assert "<≤ " in text and "48 px epoch 2/2, change 0." in text  # with a stop rule the ETA is a bound
+
+
+@pytest.mark.parametrize("init", ["file", "style"])
+def test_an_image_start_fills_the_picture_and_gets_the_canvass_reflected_border(init):
+    """The start from an image (--init FILE, or style) is that image resized to the picture, not to the canvas,
+    with the same reflected border the content gets: the photo itself as the start is the content's canvas."""
+    from nstyle.stylize import scale_images, starting_image
+    photo = imageio.postprocess(smooth_image(30, 40, seed=1))
+    other = imageio.postprocess(smooth_image(50, 35, seed=2))  # another aspect
+    canvas, _ = scale_images(photo, [other], 48, border=3)
+    assert canvas.shape[2:] == (42, 54)
+    np.testing.assert_array_equal(starting_image(init, canvas, 0, photo, border=3), canvas)
+    start = starting_image(init, canvas, 0, other, border=3)
+    expected = imageio.preprocess(imageio.resize_to(other, (36, 48)))
+    np.testing.assert_array_equal(inside(start, 3), expected)
+    np.testing.assert_array_equal(start[:, :, :3, 3:-3], expected[:, :, 3:0:-1])  # mirrored about the edge row
+    blended = starting_image(init, canvas, 0, other, border=3, init_noise=0.25)
+    np.testing.assert_allclose(blended, 0.75 * start + 0.25 * algorithm.initial_image(canvas.shape, 0), atol=1e-4)
