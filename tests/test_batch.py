@@ -198,15 +198,20 @@ def test_ctrl_c_saves_checkpoints_and_the_rerun_continues_them(tmp_path, inputs,
     argv = ["--content-images", inputs / "contents" / "photo0.png", "--style-images", inputs / "styles",
             "--out", out, "--address", cluster.address, "--cpus-per-job", "1", "--model-dir", inputs / "model",
             "--no-quality", "--quiet", "--optimizer", "adam", "--max-long-edge", "64", "--scale-epochs", "300"]
-    process = subprocess.Popen([sys.executable, "-m", "nstyle.batch", *map(str, argv)], cwd=PROJECT,
-                               stderr=subprocess.PIPE, text=True)
-    for line in process.stderr:  # the driver says so once Ray is up; then both jobs start, one per node
-        if line.startswith("Ray: "):
+    # The jobs' set-up (a worker importing the frameworks, the weights) takes seconds, more on a busy machine: a
+    # Ctrl-C before any job has started leaves no row (nothing to save), so wait longer and try again.
+    for wait in (6, 15, 40):
+        process = subprocess.Popen([sys.executable, "-m", "nstyle.batch", *map(str, argv)], cwd=PROJECT,
+                                   stderr=subprocess.PIPE, text=True)
+        for line in process.stderr:  # the driver says so once Ray is up; then both jobs start, one per node
+            if line.startswith("Ray: "):
+                break
+        time.sleep(wait)
+        process.send_signal(subprocess.signal.SIGINT)
+        err = process.stderr.read()
+        assert process.wait(timeout=120) == 130, err
+        if (out / batch.MANIFEST).exists():
             break
-    time.sleep(6)
-    process.send_signal(subprocess.signal.SIGINT)
-    err = process.stderr.read()
-    assert process.wait(timeout=120) == 130, err
     rows = manifest(out)
     # A job still in its set-up when Ctrl-C came has nothing to save and no row: it simply runs next time.
     assert len(rows) >= 1 and (rows["status"] == "interrupted").all(), rows[["status", "error"]]
