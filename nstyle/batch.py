@@ -11,9 +11,9 @@ else --cpus-per-job CPUs, used as the framework's threads. The driver reads the 
 checkpoints, DIR/manifest.csv (after every job) and DIR/contact_sheet.jpg, so the nodes need no shared folder.
 
 A rerun skips the jobs whose output and "ok" manifest row exist and runs the others; a job interrupted by
-Ctrl-C left a checkpoint and continues from it. A job that fails (a bad image, out of memory) is a row with its
-one-line error and the batch goes on; Ray retries a task only when its worker or node died (--max-retries),
-never for an error the job itself raised.
+Ctrl-C left a checkpoint and continues from it. A job that fails (a bad image, out of memory, a picture that cannot
+be written) is a row with its one-line error and the batch goes on; Ray retries a task only when its worker or
+node died (--max-retries), never for an error the job itself raised.
 """
 import collections
 import contextlib
@@ -423,15 +423,24 @@ class Driver:
         row = job_row(job, **outcome["row"])
         output = os.path.join(self.args.out, job.output_file)
         checkpoint_file = checkpoint.checkpoint_path(output)
+        # A picture or checkpoint that cannot be written (a full disk, a read-only folder) fails this job's row,
+        # naming the path and the reason; the batch goes on and a rerun runs the job again. Each written first:
+        # the manifest never says "ok" before the picture is there.
+        failures = []
         if outcome.get("picture") is not None:
-            imageio.save_image(output, outcome["picture"])
+            failures += self.written(imageio.save_image, output, outcome["picture"])
         if outcome.get("checkpoint") is not None:
-            checkpoint.save_checkpoint(checkpoint_file, **outcome["checkpoint"])
-        elif row["status"] == "ok":
+            failures += self.written(checkpoint.save_checkpoint, checkpoint_file, **outcome["checkpoint"])
+        elif row["status"] == "ok" and not failures:
             checkpoint.remove_checkpoint(checkpoint_file)
+        if failures:
+            row.update(status="failed", error="; ".join(failures))
         if outcome.get("log"):
-            os.makedirs(os.path.join(self.args.out, "logs"), exist_ok=True)
-            atomic_write(os.path.join(self.args.out, "logs", job.name + ".log"), outcome["log"].encode())
+            try:
+                os.makedirs(os.path.join(self.args.out, "logs"), exist_ok=True)
+                atomic_write(os.path.join(self.args.out, "logs", job.name + ".log"), outcome["log"].encode())
+            except OSError as error:  # the traceback is a help, not the job's result
+                self.bar.write(f"{job.name}: cannot write its log ({error})", file=sys.stderr)
         self.rows[job.name] = row
         write_manifest(self.args.out, self.rows, self.jobs)
         if row["status"] != "ok":
@@ -439,6 +448,15 @@ class Driver:
             self.bar.write(f"{job.name}: {row['status']}: {row.get('error', '')}", file=sys.stderr)
         self.bar.update(1)
         self.bar.set_postfix_str(f"{self.failed} failed" if self.failed else "", refresh=True)
+
+    @staticmethod
+    def written(save, *args, **kwargs):
+        """[] once save(*args) has written its file, else [its one-line error]."""
+        try:
+            save(*args, **kwargs)
+        except NStyleError as error:
+            return [str(error)]
+        return []
 
     def collect(self, ref):
         job, _ = self.running.pop(ref)

@@ -80,23 +80,54 @@ def style_long_edge(content_long_edge, style_scale):
     return max(1, round(style_scale * content_long_edge))
 
 
-def upsample(image, shape):
-    """A mean-subtracted (1, 3, h, w) canvas resized bicubically to (1, 3, H, W): the next scale's start (its
-    border, optimised too, grows with the picture)."""
-    planes = cv2.resize(image[0].transpose(1, 2, 0), (shape[3], shape[2]), interpolation=cv2.INTER_CUBIC)
-    return np.ascontiguousarray(planes.transpose(2, 0, 1)[None], dtype=np.float32)
+CUBIC_A = -0.75  # Keys' cubic convolution parameter, the one OpenCV's INTER_CUBIC uses
 
 
-def finer_start(canvas, previous_content, content):
+def _cubic_weights(distance):
+    """Keys' cubic kernel at |distance| < 2."""
+    d = np.abs(distance)
+    near = ((CUBIC_A + 2) * d - (CUBIC_A + 3)) * d * d + 1
+    far = ((CUBIC_A * d - 5 * CUBIC_A) * d + 8 * CUBIC_A) * d - 4 * CUBIC_A
+    return np.where(d <= 1, near, far)
+
+
+def _resample_axis(planes, axis, border, size, new_border):
+    """planes resized bicubically along axis to size, so that the picture inside border maps exactly onto the
+    picture inside new_border (pixel edges onto pixel edges); the border is resized with the same scale. Taps
+    beyond the old canvas repeat its edge pixel (as cv2.resize does)."""
+    old_size = planes.shape[axis]
+    scale = (old_size - 2 * border) / (size - 2 * new_border)  # old pixels per new pixel, the picture's own
+    source = border - 0.5 + (np.arange(size) - new_border + 0.5) * scale  # each new pixel's centre, old pixels
+    base = np.floor(source).astype(np.int64)
+    result = 0.0
+    for offset in (-1, 0, 1, 2):
+        taps = np.clip(base + offset, 0, old_size - 1)
+        weights = _cubic_weights(source - (base + offset)).reshape([-1 if a == axis else 1 for a in range(planes.ndim)])
+        result = result + weights * np.take(planes, taps, axis=axis)
+    return result
+
+
+def upsample(image, shape, border=0, new_border=0):
+    """A mean-subtracted (1, 3, h, w) canvas resized bicubically to (1, 3, H, W): the next scale's start. The
+    picture inside border lands exactly on the picture inside new_border, and the border, optimised too, is
+    resized with the picture's scale: each scale rounds its own border, so stretching the whole canvas would shift
+    the picture by up to a pixel (issue 19). With no border this is cv2.resize's INTER_CUBIC."""
+    planes = _resample_axis(image[0].astype(np.float64), 1, border, shape[2], new_border)
+    planes = _resample_axis(planes, 2, border, shape[3], new_border)
+    return np.ascontiguousarray(planes[None], dtype=np.float32)
+
+
+def finer_start(canvas, previous_content, content, border=0, new_border=0):
     """The next scale's start: the previous scale's result upsampled, plus the photo's detail that upsampling loses
     (this scale's content minus the previous scale's content upsampled the same way).
 
     Upsampled alone, the start has no detail finer than the previous scale's pixels, and the few evaluations of a
     fine scale then draw it from the network's gradient, whose pooling makes a period-4 grid at the output's size
     (issue 18: grid 19.5, with the detail 2.2; bench/NOTES.md). With the photo's detail the fine scale only has to
-    restyle it. All mean-subtracted (1, 3, H, W) canvases, borders included."""
-    detail = content - upsample(previous_content, content.shape)
-    return upsample(canvas, content.shape) + detail
+    restyle it. All mean-subtracted (1, 3, H, W) canvases, borders included: border the previous canvases',
+    new_border this one's (upsample lines the pictures up exactly)."""
+    detail = content - upsample(previous_content, content.shape, border, new_border)
+    return upsample(canvas, content.shape, border, new_border) + detail
 
 
 def starting_image(init, content, seed, init_rgb=None, border=0, init_noise=0.0):

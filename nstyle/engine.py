@@ -84,7 +84,7 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
             start = starting_image(settings.init, content, settings.seed,
                                    style_rgbs[0] if settings.init == "style" else init_rgb, border, settings.init_noise)
         else:
-            start = finer_start(canvas, previous_content, content)
+            start = finer_start(canvas, previous_content, content, borders[index - 1], border)
         previous_content = content
         backend = create_backend(settings.backend, weights, content, styles, settings.style, settings.device, start,
                                  precision=settings.precision)

@@ -50,7 +50,7 @@ def run_lbfgs(backend, epochs, on_epoch, settings):
     # a line search that only grows a useless step. Later steps take their scale from the curvature L-BFGS learns.
     step_scale = FIRST_STEP_PIXELS * np.sqrt(np.prod(shape))
     start = backend.image().astype(np.float64).ravel() / step_scale
-    best = {"loss": np.inf, "image": backend.image(), "previous": None, "evaluations": 0}
+    best = {"loss": np.inf, "previous": None, "evaluations": 0}  # best["image"] comes with the first finite loss
 
     def loss_and_gradient(flat):
         image = (flat * step_scale).astype(np.float32).reshape(shape)

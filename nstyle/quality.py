@@ -135,7 +135,9 @@ class Scorer:
     def _targets(self, size):
         if size not in self.targets:
             content_features = self._features(imageio.resize_to(self.content_rgb, size))
-            per_style = [[self._gram(feature) for feature in self._style_features(imageio.resize_to(image, size))]
+            # each style image keeps its aspect at the canvas's long edge; Grams are per position (÷ H·W)
+            per_style = [[self._gram(feature) for feature in
+                          self._style_features(imageio.resize_long_edge(image, max(size)))]
                          for image in self.style_rgbs]
             grams = [sum(weight * grams[layer] for weight, grams in zip(self.blend, per_style))
                      for layer in range(len(STYLE_LAYERS))]
@@ -176,8 +178,8 @@ class Scorer:
 
 
 def score(output_rgb, content_rgb, style_rgb, weights):
-    """(style_ratio, content_similarity) of one result; see the module's docstring."""
-    result = Scorer(content_rgb, style_rgb, weights).score(output_rgb)
+    """(style_ratio, content_similarity) of one result on the SCORE_LONG_EDGE canvas (the earlier measure)."""
+    result = Scorer(content_rgb, style_rgb, weights, long_edge=SCORE_LONG_EDGE).score(output_rgb)
     return result.style_ratio, result.content_similarity
 
 

@@ -193,15 +193,20 @@ def test_ctrl_c_saves_checkpoints_and_the_rerun_continues_them(tmp_path, inputs,
     argv = ["--content-images", inputs / "contents" / "photo0.png", "--style-images", inputs / "styles",
             "--out", out, "--address", cluster.address, "--cpus-per-job", "1", "--model-dir", inputs / "model",
             "--no-quality", "--quiet", "--optimizer", "adam", "--max-long-edge", "64", "--scale-epochs", "300"]
-    process = subprocess.Popen([sys.executable, "-m", "nstyle.batch", *map(str, argv)], cwd=PROJECT,
-                               stderr=subprocess.PIPE, text=True)
-    for line in process.stderr:  # the driver says so once Ray is up; then both jobs start, one per node
-        if line.startswith("Ray: "):
+    # The jobs' set-up (a worker importing the frameworks, the weights) takes seconds, more on a busy machine: a
+    # Ctrl-C before any job has started leaves no row (nothing to save), so wait longer and try again.
+    for wait in (6, 15, 40):
+        process = subprocess.Popen([sys.executable, "-m", "nstyle.batch", *map(str, argv)], cwd=PROJECT,
+                                   stderr=subprocess.PIPE, text=True)
+        for line in process.stderr:  # the driver says so once Ray is up; then both jobs start, one per node
+            if line.startswith("Ray: "):
+                break
+        time.sleep(wait)
+        process.send_signal(subprocess.signal.SIGINT)
+        err = process.stderr.read()
+        assert process.wait(timeout=120) == 130, err
+        if (out / batch.MANIFEST).exists():
             break
-    time.sleep(6)
-    process.send_signal(subprocess.signal.SIGINT)
-    err = process.stderr.read()
-    assert process.wait(timeout=120) == 130, err
     rows = manifest(out)
     # A job still in its set-up when Ctrl-C came has nothing to save and no row: it simply runs next time.
     assert len(rows) >= 1 and (rows["status"] == "interrupted").all(), rows[["status", "error"]]
@@ -216,3 +221,77 @@ def test_ctrl_c_saves_checkpoints_and_the_rerun_continues_them(tmp_path, inputs,
     assert resumed.loc[rows.index, "resumed"].str.startswith("scale 1 epoch ").all()
     assert (resumed["epochs"] == 300).all()  # the whole run's epochs, the interrupted part included
     assert not list(out.glob("*.ckpt.npz"))
+
+
+# ---------------------------------------------------------------- the driver's recording, without Ray (issue 19)
+
+def recording_driver(out, jobs):
+    import contextlib
+    import types
+
+    from tqdm import tqdm
+    out.mkdir(exist_ok=True)
+    return batch.Driver(types.SimpleNamespace(out=str(out)), jobs, [], {}, tqdm(disable=True),
+                        contextlib.ExitStack())
+
+
+def batch_jobs(inputs, count=2):
+    return [batch.BatchJob(f"photo{index}__painting0", str(inputs / "contents" / f"photo{index}.png"),
+                           str(inputs / "styles" / "painting0.jpg"), ()) for index in range(count)]
+
+
+def ok_outcome(seed):
+    return {"row": dict(status="ok", seconds=1.5, epochs=4), "picture": imageio.postprocess(smooth_image(12, 16, seed))}
+
+
+def test_a_job_whose_picture_cannot_be_written_is_a_failed_row_and_the_batch_goes_on(tmp_path, inputs):
+    out = tmp_path / "out"
+    jobs = batch_jobs(inputs)
+    driver = recording_driver(out, jobs)
+    (out / jobs[0].output_file).mkdir()  # the picture's path is taken by a folder: the write fails as on a full disk
+    earlier = out / f"{jobs[0].name}.ckpt.npz"  # an earlier interrupted run's checkpoint, which this run resumed
+    earlier.write_bytes(b"kept")
+    driver.record(jobs[0], ok_outcome(1))
+    driver.record(jobs[1], ok_outcome(2))
+    assert earlier.read_bytes() == b"kept"  # the job did not end: the rerun can still continue from it
+    rows = manifest(out)
+    assert list(rows["status"]) == ["failed", "ok"] and driver.failed == 1
+    error = rows.loc[jobs[0].name, "error"]
+    assert error.startswith(f"cannot write {out / jobs[0].output_file} (Is a directory)"), error
+    assert imageio.load_image(out / jobs[1].output_file).shape == (12, 16, 3)
+    assert not batch.is_done(jobs[0], driver.rows, str(out)) and batch.is_done(jobs[1], driver.rows, str(out))
+    batch.contact_sheet(str(out), jobs, driver.rows)  # the batch's end still comes
+    assert (out / batch.CONTACT_SHEET).is_file()
+    # The rerun runs the job again; with room to write it, its row is ok.
+    (out / jobs[0].output_file).rmdir()
+    driver.record(jobs[0], ok_outcome(1))
+    assert batch.is_done(jobs[0], driver.rows, str(out)) and manifest(out).loc[jobs[0].name, "status"] == "ok"
+
+
+def test_an_interrupted_job_keeps_its_checkpoint_when_its_picture_cannot_be_written(tmp_path, inputs):
+    out = tmp_path / "out"
+    jobs = batch_jobs(inputs, 1)
+    driver = recording_driver(out, jobs)
+    (out / jobs[0].output_file).mkdir()
+    state = {"image": smooth_image(4, 4, 3), "momentum": smooth_image(4, 4, 4), "updates": 2}
+    outcome = dict(ok_outcome(1), checkpoint=dict(state=state, epoch=2, settings={}, arguments={}, scale=0))
+    outcome["row"] = dict(status="interrupted", error="stopped after epoch 2 of scale 1")
+    driver.record(jobs[0], outcome)
+    row = manifest(out).loc[jobs[0].name]
+    assert row["status"] == "failed" and "Is a directory" in row["error"]
+    assert (out / f"{jobs[0].name}.ckpt.npz").is_file()  # the rerun continues from it
+
+
+def test_the_manifest_says_ok_only_once_the_picture_is_written(tmp_path, inputs, monkeypatch):
+    out = tmp_path / "out"
+    jobs = batch_jobs(inputs, 1)
+    driver = recording_driver(out, jobs)
+    seen, real = [], imageio.save_image
+
+    def save_image(path, picture, *args, **kwargs):  # the real save, noting what the manifest said before it
+        seen.append(batch.read_manifest(str(out)).get(jobs[0].name, {}).get("status"))
+        real(path, picture, *args, **kwargs)
+
+    monkeypatch.setattr(imageio, "save_image", save_image)
+    driver.record(jobs[0], ok_outcome(1))
+    assert seen == [None] and manifest(out).loc[jobs[0].name, "status"] == "ok"

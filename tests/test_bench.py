@@ -336,7 +336,7 @@ class SleepingBackend:
         self.current = np.zeros((1, 3, 4, 4), np.float32)
 
     def step(self):
-        time.sleep(self.EPOCH_S * (3 if self.current.sum() == 0 else 1))  # the first epoch warms up: 3 times longer
+        time.sleep(self.EPOCH_S * (10 if self.current.sum() == 0 else 1))  # the first epoch warms up: 10 times longer
         self.current = self.current + 1
         return 0.5
 
@@ -377,11 +377,14 @@ def test_worker_times_each_epoch(tmp_path, images, monkeypatch):
     assert row["library"].startswith("mxnet") and row["thread_setting"].startswith("OMP_NUM_THREADS=1 ")
     assert 0 <= row["import_s"] < 60 and row["baseline_rss_mb"] > 50
     assert (row["epochs"], row["warmup_epochs"]) == (4, 1)
+    # Sleeps last at least what they ask, and on a busy machine longer: lower bounds are exact, upper bounds only
+    # catch a wrong unit or clock (a factor of 1000), and the warm-up is told apart by a margin of 0.2 s.
     for column in ("median_epoch_s", "mean_epoch_s", "min_epoch_s", "max_epoch_s"):  # the warm-up left out
-        assert SleepingBackend.EPOCH_S <= row[column] < SleepingBackend.EPOCH_S + 0.25, column
-    assert row["min_epoch_s"] < 3 * SleepingBackend.EPOCH_S <= row["first_epoch_s"] < 1.0
+        assert SleepingBackend.EPOCH_S <= row[column] < 10, column
+    assert 10 * SleepingBackend.EPOCH_S <= row["first_epoch_s"] < 30
+    assert row["max_epoch_s"] < row["first_epoch_s"] - 0.2 or row["max_epoch_s"] < 4 * SleepingBackend.EPOCH_S
     assert 0.2 <= row["setup_s"] < 60  # the set-up waits for the device: none of it spills into the first epoch
-    assert row["setup_s"] + 7 * SleepingBackend.EPOCH_S <= row["total_s"] < row["setup_s"] + 2.0
+    assert row["setup_s"] + 14 * SleepingBackend.EPOCH_S <= row["total_s"] < row["setup_s"] + 60
 
 
 # "this process" is resolved when the test runs: a PID in the parameters would change the test's ID from run to run

@@ -589,7 +589,7 @@ def test_the_loop_reports_a_full_run_and_a_run_with_no_epoch_left():
                     on_epoch=lambda epoch, change, image: seen.append((epoch, change, float(image.flat[0]))))
     assert (full.stop_reason, full.epochs, full.last_epoch, full.last_change) == ("max-epochs", 5, 5, 0.5)
     assert seen == [(epoch, 0.5, float(epoch)) for epoch in range(1, 6)]  # what the progress bar shows
-    assert 0 <= full.seconds < 5
+    assert 0 <= full.seconds < 60  # a busy machine is slow; a wrong clock (perf_counter itself) is far larger
     # Resumed after its last epoch (a checkpoint at the budget): nothing runs, the backend's image is the result.
     none_left = optimize(ScriptedBackend(images, []), 5, stop_eps=0.01, first_epoch=6)
     assert (none_left.stop_reason, none_left.epochs, none_left.last_epoch) == ("max-epochs", 0, 5)

@@ -173,6 +173,80 @@ def test_upsample_keeps_a_smooth_image():
     np.testing.assert_allclose(big.mean(axis=(2, 3)), small.mean(axis=(2, 3)), atol=2.0)
 
 
+def picture_edges(canvas, border, photo_width):
+    """Where (pixel-edge coordinates of the canvas) the picture's left and right edges lie, for a canvas whose
+    pixels hold their photo x-coordinate (0 … photo_width across the picture): a line fitted to the middle row,
+    6 px kept clear of the picture's edges, where the reflected ramp kinks."""
+    row = canvas[0, 0, canvas.shape[2] // 2].astype(np.float64)
+    columns = np.arange(border + 6, canvas.shape[3] - border - 6)
+    slope, intercept = np.polyfit(columns + 0.5, row[columns], 1)
+    return -intercept / slope, (photo_width - intercept) / slope
+
+
+def ramp_canvas(height, width, border, photo_width):
+    xs = (np.arange(width) + 0.5) * photo_width / width
+    picture = np.repeat(np.tile(xs, (height, 1))[:, :, None], 3, axis=2).astype(np.float32)
+    return with_border(picture, border).transpose(2, 0, 1)[None]
+
+
+def test_upsampling_puts_the_picture_exactly_on_the_next_scales_picture():
+    """The issue's case: a 384 x 512 photo at border 0.06, from 128 to 256 px (border 8 -> 15) and from 256 to
+    512 px (15 -> 31). Stretching the whole canvas (the code before) put the picture up to 0.9 px off its place
+    (measured here: 0.89 and 0.90); the picture is now resized onto the picture."""
+    for (height, width, border), (new_height, new_width, new_border) in (((96, 128, 8), (192, 256, 15)),
+                                                                            ((192, 256, 15), (384, 512, 31))):
+        canvas = ramp_canvas(height, width, border, 512.0)
+        shape = (1, 3, new_height + 2 * new_border, new_width + 2 * new_border)
+        place = np.array([new_border, new_border + new_width])
+        before = picture_edges(upsample(canvas, shape), new_border, 512.0) - place  # the old call: the whole canvas
+        after = picture_edges(upsample(canvas, shape, border, new_border), new_border, 512.0) - place
+        assert 0.85 < np.abs(before).max() < 0.95, before
+        assert np.abs(after).max() < 0.01, after  # 0.0012: the cubic kernel ripples on a ramp, both edges alike
+        # The border is the old border at the picture's scale, not reflected afresh: a canvas whose border differs
+        # from the picture's reflection keeps that difference.
+        marked = canvas.copy()
+        marked[:, :, :, :border] += 100.0
+        grown = upsample(marked, shape, border, new_border) - upsample(canvas, shape, border, new_border)
+        assert grown[0, 0, 5, :new_border - 3].min() > 99 and np.abs(grown[..., new_border + 3:]).max() < 1e-3
+
+
+def test_upsampling_without_a_border_is_opencvs_bicubic():
+    import cv2
+    small = smooth_image(10, 14, seed=12)
+    big = upsample(small, (1, 3, 23, 31))
+    expected = cv2.resize(small[0].transpose(1, 2, 0), (31, 23), interpolation=cv2.INTER_CUBIC).transpose(2, 0, 1)
+    np.testing.assert_allclose(big[0], expected, atol=1e-3)
+
+
+def test_stylize_starts_each_scale_from_the_last_picture_in_its_place(tiny_weights, pictures, monkeypatch):
+    """Through stylize: the second scale's start, inside its border, is the first scale's picture resized to the
+    next picture's size (24 -> 48 px at border 0.1: 2 -> 5 px; the canvas grows 2.07 times, the picture 2)."""
+    import cv2
+    from nstyle import engine as stylize_module
+    starts, real = [], stylize_module.create_backend
+
+    def create_backend(name, weights, content, styles, style, device, start, **kwargs):
+        starts.append(start.copy())
+        return real(name, weights, content, styles, style, device, start, **kwargs)
+
+    monkeypatch.setattr(stylize_module, "create_backend", create_backend)
+    content, style = (imageio.load_image(path) for path in pictures)
+    run = settings.run_settings("vgg16", "adam", 48, scales=[24, 48], scale_epochs=[2, 1], backend="torch",
+                                border=0.1)
+    seen = []
+    stylize(content, style, tiny_weights, run, callback=seen.append, keep_weights=True)
+    first_picture = seen[1].image  # Adam ends a scale at its last epoch's image
+    assert starts[1].shape[2:] == (46, 58) and first_picture.shape[2:] == (18, 24)
+    resized = cv2.resize(first_picture[0].transpose(1, 2, 0), (48, 36), interpolation=cv2.INTER_CUBIC)
+    # The start also carries the photo's detail that the upsampling lost (canvas.finer_start): take it off.
+    from nstyle.canvas import scale_images
+    coarse, _ = scale_images(content, [style], 24, 2)
+    fine, _ = scale_images(content, [style], 48, 5)
+    detail = inside(fine - upsample(coarse, fine.shape, 2, 5), 5)[0].transpose(1, 2, 0)
+    inner = inside(starts[1], 5)[0].transpose(1, 2, 0) - detail
+    np.testing.assert_allclose(inner[3:-3, 3:-3], resized[3:-3, 3:-3], atol=0.01)  # taps inside the picture
+
+
 def test_stylize_runs_each_scale_and_reports_progress(tiny_weights, pictures):
     content, style = (imageio.load_image(path) for path in pictures)
     run = settings.run_settings("vgg16", "lbfgs", 48, scales=[24, 48], scale_epochs=[5, 3], backend="mxnet", border=0)
@@ -244,3 +318,83 @@ def test_backend_auto_takes_torch_only_for_lbfgs_and_adam_on_an_amx_cpu(monkeypa
     assert settings.default_backend("gpu0")[0] == "mxnet"
     monkeypatch.setattr(settings, "cpu_flags", lambda: {"avx512_bf16"})
     assert settings.default_backend("cpu") == ("mxnet", None)
+
+
+# ---------------------------------------------------------------- progress and the start, away from the defaults
+# (issue 19: a resumed run's progress, the bar counting epochs, an --init image's border passed every test)
+
+# Canvases of a 30x40 photo at border 0.05 (Adam's default): 24 px -> 18x24 + 1 px a side; 48 px -> 36x48 + 2.
+SHARE_24 = (20 * 26) / (40 * 52)
+
+
+def test_progress_records_every_epoch_of_every_scale(tiny_weights, pictures):
+    content, style = (imageio.load_image(path) for path in pictures)
+    run = settings.run_settings("vgg16", "adam", 48, scales=[24, 48], scale_epochs=[3, 2], backend="torch")
+    seen = []
+    stylize(content, style, tiny_weights, run, callback=seen.append, keep_weights=True)
+    assert [(p.scale_index, p.scales, p.long_edge, p.epoch, p.scale_epochs) for p in seen] == \
+        [(0, 2, 24, e, 3) for e in (1, 2, 3)] + [(1, 2, 48, e, 2) for e in (1, 2)]
+    assert [p.work for p in seen] == pytest.approx([SHARE_24, 2 * SHARE_24, 3 * SHARE_24, 3 * SHARE_24 + 1,
+                                                    3 * SHARE_24 + 2])
+    assert [p.total_work for p in seen] == pytest.approx([3 * SHARE_24 + 2] * 5)
+    seconds = [p.seconds for p in seen]
+    assert seconds == sorted(seconds) and seconds[0] > 0
+    assert all(0 < p.change < 1 for p in seen)  # Adam's relative change of each step
+
+
+@pytest.mark.parametrize("scale, epoch", [(1, 2), (0, 2)])
+def test_a_resumed_runs_progress_counts_the_work_done_before_it(tiny_weights, pictures, scale, epoch):
+    """Resumed after `epoch` of scale `scale` (0-based): the first record is the next epoch, and the work already
+    includes every earlier epoch, so the bar starts where the interrupted run stopped and ends at the total."""
+    content, style = (imageio.load_image(path) for path in pictures)
+    run = settings.run_settings("vgg16", "adam", 48, scales=[24, 48], scale_epochs=[3, 3], backend="torch")
+    asked = {"count": 0}
+    stop_at = epoch + (2 if scale else 0)  # asked after each epoch but a scale's last: 1, 2 | 1, 2
+    first = stylize(content, style, tiny_weights, run, keep_weights=True,
+                    should_stop=lambda: asked.__setitem__("count", asked["count"] + 1) or asked["count"] == stop_at)
+    assert (first.scale_index, first.last_epoch) == (scale, epoch)
+    seen = []
+    stylize(content, style, tiny_weights, run, callback=seen.append, keep_weights=True,
+            resume=(scale, epoch + 1, first.state))
+    done_before = (3 * SHARE_24 + epoch) if scale else epoch * SHARE_24
+    assert (seen[0].scale_index, seen[0].epoch) == (scale, epoch + 1)
+    assert seen[0].work == pytest.approx(done_before + (1 if scale else SHARE_24))
+    assert seen[-1].work == pytest.approx(seen[-1].total_work) == pytest.approx(3 * SHARE_24 + 3)
+    assert len(seen) == (3 - epoch if scale else 3 - epoch + 3)
+
+
+def test_the_progress_bar_counts_full_size_epochs(tiny_weights, pictures, capsys):
+    from nstyle.cli import ProgressBar
+    content, style = (imageio.load_image(path) for path in pictures)
+    run = settings.run_settings("vgg16", "adam", 48, scales=[24, 48], scale_epochs=[3, 2], backend="torch")
+    bar, shown = ProgressBar(True), []
+
+    def show(progress):
+        bar(progress)
+        shown.append((bar.bar.n, bar.bar.total, progress.work))
+
+    stylize(content, style, tiny_weights, run, callback=show, keep_weights=True)
+    bar.close()
+    assert [n for n, _, _ in shown] == pytest.approx([min(work, round(3 * SHARE_24 + 2, 2)) for *_, work in shown])
+    assert {total for _, total, _ in shown} == {round(3 * SHARE_24 + 2, 2)}
+    text = capsys.readouterr().err
+    assert f"{round(3 * SHARE_24 + 2, 2):.1f}/{round(3 * SHARE_24 + 2, 2):.1f} full-size epochs" in text
+    assert "48 px epoch 2/2, change 0." in text
+
+
+@pytest.mark.parametrize("init", ["file", "style"])
+def test_an_image_start_fills_the_picture_and_gets_the_canvass_reflected_border(init):
+    """The start from an image (--init FILE, or style) is that image resized to the picture, not to the canvas,
+    with the same reflected border the content gets: the photo itself as the start is the content's canvas."""
+    from nstyle.canvas import scale_images, starting_image
+    photo = imageio.postprocess(smooth_image(30, 40, seed=1))
+    other = imageio.postprocess(smooth_image(50, 35, seed=2))  # another aspect
+    canvas, _ = scale_images(photo, [other], 48, border=3)
+    assert canvas.shape[2:] == (42, 54)
+    np.testing.assert_array_equal(starting_image(init, canvas, 0, photo, border=3), canvas)
+    start = starting_image(init, canvas, 0, other, border=3)
+    expected = imageio.preprocess(imageio.resize_to(other, (36, 48)))
+    np.testing.assert_array_equal(inside(start, 3), expected)
+    np.testing.assert_array_equal(start[:, :, :3, 3:-3], expected[:, :, 3:0:-1])  # mirrored about the edge row
+    blended = starting_image(init, canvas, 0, other, border=3, init_noise=0.25)
+    np.testing.assert_allclose(blended, 0.75 * start + 0.25 * algorithm.initial_image(canvas.shape, 0), atol=1e-4)
