@@ -109,11 +109,15 @@ def _resample_axis(planes, axis, border, size, new_border):
 
 def upsample(image, shape, border=0, new_border=0):
     """A mean-subtracted (1, 3, h, w) canvas resized bicubically to (1, 3, H, W): the next scale's start. The
-    picture inside border lands exactly on the picture inside new_border, and the border, optimised too, is
-    resized with the picture's scale: each scale rounds its own border, so stretching the whole canvas would shift
-    the picture by up to a pixel (issue 19). With no border this is cv2.resize's INTER_CUBIC."""
+    picture inside border lands exactly on the picture inside new_border and the border is reflected afresh from
+    it: each scale rounds its own border, so stretching the whole canvas shifted the picture by up to a pixel
+    (issue 19). With no border this is cv2.resize's INTER_CUBIC."""
     planes = _resample_axis(image[0].astype(np.float64), 1, border, shape[2], new_border)
     planes = _resample_axis(planes, 2, border, shape[3], new_border)
+    if new_border:  # the border reflected afresh from the new picture, as the first scale's: the old border's
+        # outer rows (zero padding's stripe) resized into it made the picture's bottom stripe 10.3 (bar 8)
+        picture = planes[:, new_border:-new_border, new_border:-new_border].transpose(1, 2, 0)
+        planes = with_border(np.ascontiguousarray(picture), new_border).transpose(2, 0, 1)
     return np.ascontiguousarray(planes[None], dtype=np.float32)
 
 
