@@ -16,8 +16,8 @@ PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny(model_dir, **changes):
-    """Options for a run of a few milliseconds an epoch, as tiny_argv gives run.py."""
-    return nstyle.Options(**dict(dict(model_dir=str(model_dir), max_long_edge=24, gpu=-1), **changes))
+    """Options for a run of a few milliseconds an epoch, as tiny_argv gives run.py (MXNet, whatever the CPU)."""
+    return nstyle.Options(**dict(dict(model_dir=str(model_dir), max_long_edge=24, gpu=-1, backend="mxnet"), **changes))
 
 
 def test_the_same_options_paint_the_same_picture_through_stylize_and_run_py(tmp_path, pictures, tiny_model_dir):
