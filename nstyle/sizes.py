@@ -6,6 +6,7 @@ import math
 from PIL import Image
 
 from nstyle import imageio, memory
+from nstyle.canvas import style_long_edge
 from nstyle.errors import UsageError
 from nstyle.vgg import MIN_IMAGE_SIDE
 
@@ -37,16 +38,12 @@ def check_content_size(size, long_edge):
                          f"{memory.smallest_long_edge(min(height, width) / max(height, width))} or more")
 
 
-def style_edge(content_long_edge, style_scale):
-    return max(1, round(style_scale * content_long_edge))
-
-
 def check_style_size(path, style_size, style_scale, long_edge):
     """UsageError when --style-scale makes a style image of style_size (height, width) at the scale long_edge too
     small for VGG, or larger than the input limit; nothing without --style-scale (stretched to the content)."""
     if style_scale is None:
         return
-    edge = style_edge(long_edge, style_scale)
+    edge = style_long_edge(long_edge, style_scale)
     height, width = imageio.long_edge_size(*style_size, edge)
     if min(height, width) < MIN_IMAGE_SIDE:
         needed = memory.smallest_long_edge(min(style_size) / max(style_size)) / long_edge
@@ -75,7 +72,7 @@ def enlargement_warnings(content_path, content_size, style_paths, style_sizes, l
     pictures = [("content image", content_path, content_size, target, "a photo")]
     for path, size in zip(style_paths, style_sizes):
         style_target = target if style_scale is None else \
-            imageio.long_edge_size(*size, style_edge(last_edge, style_scale))
+            imageio.long_edge_size(*size, style_long_edge(last_edge, style_scale))
         pictures.append(("style image", path, size, style_target, "a style image"))
     lines = []
     for role, path, (height, width), (target_height, target_width), kind in pictures:
