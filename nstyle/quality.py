@@ -20,6 +20,8 @@ detail_ratio ≤ BAR_DETAIL_RATIO, the second judge (StyleJudge, another network
 - border_stripe (issue 10), on the picture as it is: per side, the largest channel difference (0–255) between
   the mean colour of the outer 2 rows (or columns) and that of rows 3–6 just inside; the worst side counts.
   Photos and paintings score ≤ 4 at full size (≈ 8 downscaled to 256 px); a result ≤ BAR_BORDER_STRIPE.
+  The Assessor counts the stripe the picture adds to the photo's own (added_border_stripe): a photo with a dark
+  frame line at its edge (scikit-image's rocket: 15.3) scores 0 when the painting keeps that line.
 """
 import hashlib
 import os
@@ -48,23 +50,32 @@ BAR_BORDER_STRIPE = 8.0
 STRIPE_ROWS, INSIDE_ROWS = 2, 4  # the outer rows, and the rows just inside them they are compared with
 
 
-def border_stripes(rgb):
-    """{side: largest channel difference between the outer STRIPE_ROWS rows' mean colour and the next
-    INSIDE_ROWS rows'} for an HxWx3 picture; sides top, bottom, left, right."""
+def border_steps(rgb):
+    """{side: the outer STRIPE_ROWS rows' mean colour minus the next INSIDE_ROWS rows' (3 channels, signed)} for
+    an HxWx3 picture; sides top, bottom, left, right."""
     planes = np.asarray(rgb, dtype=np.float64)
     sides = {"top": planes, "bottom": planes[::-1], "left": planes.transpose(1, 0, 2),
              "right": planes.transpose(1, 0, 2)[::-1]}
-    stripes = {}
-    for name, rows in sides.items():
-        outer = rows[:STRIPE_ROWS].mean(axis=(0, 1))
-        inner = rows[STRIPE_ROWS:STRIPE_ROWS + INSIDE_ROWS].mean(axis=(0, 1))
-        stripes[name] = float(np.abs(outer - inner).max())
-    return stripes
+    return {name: rows[:STRIPE_ROWS].mean(axis=(0, 1)) - rows[STRIPE_ROWS:STRIPE_ROWS + INSIDE_ROWS].mean(axis=(0, 1))
+            for name, rows in sides.items()}
+
+
+def border_stripes(rgb):
+    """{side: largest channel difference between the outer rows' mean colour and the rows just inside}."""
+    return {name: float(np.abs(step).max()) for name, step in border_steps(rgb).items()}
 
 
 def border_stripe(rgb):
     """The worst side of border_stripes: the issue's one number."""
     return max(border_stripes(rgb).values())
+
+
+def added_border_stripe(rgb, photo_rgb):
+    """The stripe a picture adds to its photo's own edges: per side, the largest channel difference between the
+    picture's border step and the photo's (resized to the picture), the worst side. A picture that keeps a frame
+    line the photo has scores about 0 there; one that paints a stripe the photo has not scores as border_stripe."""
+    photo = border_steps(imageio.resize_to(photo_rgb, tuple(np.asarray(rgb).shape[:2])))
+    return max(float(np.abs(step - photo[name]).max()) for name, step in border_steps(rgb).items())
 
 
 def grid_strength(rgb, period=GRID_PERIOD):
@@ -261,7 +272,7 @@ class Assessment:
     at_256: Score
     judge_ratio: float
     grid: float
-    border_stripe: float
+    border_stripe: float  # added_border_stripe: what the picture adds to the photo's own edges
 
     def meets(self):
         """The sharpness issue's bar (module docstring); the 256 px column is for comparison only."""
@@ -283,7 +294,8 @@ class Assessor:
         self.own = Scorer(content_rgb, style_rgb, weights, blend)
         self.at_256 = Scorer(content_rgb, style_rgb, weights, blend, long_edge=SCORE_LONG_EDGE)
         self.judge = StyleJudge(content_rgb, style_rgb, blend)
+        self.content_rgb = content_rgb
 
     def assess(self, picture_rgb):
         return Assessment(self.own.score(picture_rgb), self.at_256.score(picture_rgb), self.judge.ratio(picture_rgb),
-                          grid_strength(picture_rgb), border_stripe(picture_rgb))
+                          grid_strength(picture_rgb), added_border_stripe(picture_rgb, self.content_rgb))

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -73,6 +74,21 @@ def test_border_stripe_is_the_worst_sides_largest_channel_step():
     assert quality.border_stripe(picture) == 10.0
     picture[2:6, :, 1] = 110  # the same colour 6 rows deep is the picture, not a stripe
     assert quality.border_stripes(picture)["top"] == 0.0
+
+
+def test_added_border_stripe_counts_what_the_picture_adds_to_the_photos_edges():
+    photo = np.full((40, 60, 3), 120, np.uint8)
+    photo[:2, :, :] = 60  # a dark frame line along the top (scikit-image's rocket has one)
+    assert quality.border_stripe(photo) == 60.0
+    assert quality.added_border_stripe(photo, photo) == 0.0  # keeping the photo's line adds nothing
+    painted = photo.copy()
+    painted[-2:, :, 2] = 150  # a blue stripe the photo does not have, along the bottom
+    assert quality.added_border_stripe(painted, photo) == 30.0
+    lost = np.full_like(photo, 120)  # the line painted over is a step of 60 against the photo's too
+    assert quality.added_border_stripe(lost, photo) == 60.0
+    # the photo is resized to the picture: a photo twice the size with the same line scores the same
+    big = cv2.resize(photo, (120, 80), interpolation=cv2.INTER_NEAREST)
+    assert quality.added_border_stripe(painted, big) == pytest.approx(30.0, abs=1.0)
 
 
 def test_quality_bench_refuses_tf32_on_a_cpu_before_running_anything(tmp_path, pictures):
