@@ -113,7 +113,8 @@ class Options:
                                      "from painting a stripe along the edges (default: lbfgs and adam %g; nag 0, "
                                      "the example's canvas)" % defaults.BORDER, type=float)
     style_layers: Optional[str] = option(None, PAINTING, "comma list of style layers, each with an optional weight, "
-                                         "e.g. relu1_1:0.5,relu2_1,relu3_1 (default: "
+                                         "e.g. relu1_1:0.5,relu2_1,relu3_1 (default: lbfgs and adam "
+                                         "relu1_1:16,relu2_1:8,relu3_1:4,relu4_1:2,relu5_1:1; nag the example's "
                                          "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1)")
     content_layers: Optional[str] = option(None, PAINTING, "comma list of content layers with optional weights "
                                            "(default: relu4_2)")

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 
 from nstyle import checkpoint, imageio, memory, settings as defaults, sizes
-from nstyle.algorithm import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+from nstyle.algorithm import DEFAULT_CONTENT_LAYERS
 from nstyle.backends import gpu_count, use_cpu_threads
 from nstyle.canvas import canvas_size, style_long_edge
 from nstyle.gpus import compute_capability, missing_gpu_code, use_pci_device_order
@@ -117,7 +117,7 @@ def layer_weights(name, value, model_name, default):
 
 
 def check_layers(options, model_name):
-    return (layer_weights("style_layers", options.style_layers, model_name, DEFAULT_STYLE_LAYERS),
+    return (layer_weights("style_layers", options.style_layers, model_name, None),  # None: the optimizer's default
             layer_weights("content_layers", options.content_layers, model_name, DEFAULT_CONTENT_LAYERS))
 
 

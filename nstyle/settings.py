@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from nstyle.algorithm import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, StyleSettings, blend_weights
+from nstyle.vgg import STYLE_LAYERS
 
 # content : style of the example's loss heads, per model. The example's 10 : 1 was tuned for its VGG19 file;
 # VGG16 weighs style more heavily at the same ratio (README, "Defaults").
@@ -22,7 +23,12 @@ REMOVE_NOISE = {"nag": 0.2, "lbfgs": 0.0, "adam": 0.0}
 # The normalised objective: the same for both models (each term is relative to its own target). Chosen by the
 # quality bench at the output's own size (bench/NOTES.md, "Sharp at the size you asked for"): style 5 left the
 # 512 px picture at style ratio 0.13-0.16 with 8 evaluations there; 10 reaches 0.09-0.10 with content ≥ 0.54.
-OBJECTIVE_CONTENT_WEIGHT, OBJECTIVE_STYLE_WEIGHT, OBJECTIVE_TV_WEIGHT = 1.0, 10.0, 1e-3
+# Style layers weighted 16 : 8 : 4 : 2 : 1 from relu1_1 to relu5_1 (the normalised terms weigh the same with equal
+# weights): the fine layers make the detail the output's size shows. Measured on four pairs at 512 px (bench/NOTES.md,
+# "Per-style balance"): equal weights at style 10 met the bar on the sample pair alone (detail ratio 0.17-0.47
+# elsewhere); 16:8:4:2:1 at style 30 meets it on the sample pair and the portrait, detail 0.02-0.30 on all four.
+OBJECTIVE_CONTENT_WEIGHT, OBJECTIVE_STYLE_WEIGHT, OBJECTIVE_TV_WEIGHT = 1.0, 30.0, 1e-3
+OBJECTIVE_STYLE_LAYERS = tuple(zip(STYLE_LAYERS, (16.0, 8.0, 4.0, 2.0, 1.0)))
 ADAM_LR = 4.0  # pixel units of the 0-255 image
 
 # Coarse-to-fine: the scales halve from the output's long edge down to about COARSEST_EDGE px. The coarsest scale
@@ -127,6 +133,11 @@ def loss_weights(model, optimizer, content_weight=None, style_weight=None, tv_we
     return tuple(default if value is None else float(value) for value, default in zip(given, defaults))
 
 
+def default_style_layers(optimizer):
+    """NAG: the example's five layers, each weighted 1. L-BFGS and Adam: OBJECTIVE_STYLE_LAYERS."""
+    return DEFAULT_STYLE_LAYERS if optimizer == "nag" else OBJECTIVE_STYLE_LAYERS
+
+
 def default_lr(optimizer):
     return ADAM_LR if optimizer == "adam" else NAG_LR
 
@@ -134,7 +145,7 @@ def default_lr(optimizer):
 def run_settings(model, optimizer="lbfgs", long_edge=512, scales: Optional[list] = None,
                  scale_epochs: Optional[list] = None, max_epochs=None, content_weight=None, style_weight=None,
                  tv_weight=None, lr=None, init=None, stop_eps=None, border=None, output_edge=None, style_count=1,
-                 style_blend_weights=None, style_layers=DEFAULT_STYLE_LAYERS, content_layers=DEFAULT_CONTENT_LAYERS,
+                 style_blend_weights=None, style_layers=None, content_layers=DEFAULT_CONTENT_LAYERS,
                  **rest):
     """RunSettings with every unset value at its default (a notebook's way in; run.py parses into this).
 
@@ -146,7 +157,7 @@ def run_settings(model, optimizer="lbfgs", long_edge=512, scales: Optional[list]
     return RunSettings(
         model=model, optimizer=optimizer,
         style=StyleSettings(content_weight=content, style_weight=style, tv_weight=tv,
-                            lr=default_lr(optimizer) if lr is None else lr, style_layers=tuple(style_layers),
+                            lr=default_lr(optimizer) if lr is None else lr, style_layers=tuple(style_layers or default_style_layers(optimizer)),
                             content_layers=tuple(content_layers),
                             style_blend=blend_weights(style_blend_weights, style_count)),
         init=default_init(optimizer) if init is None else init,

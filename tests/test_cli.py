@@ -34,7 +34,10 @@ def test_defaults():
     assert options.output == os.path.join("output", "out.jpg") and Options().output is None  # run.py's, not the library's
     assert settings.REMOVE_NOISE == {"nag": 0.2, "lbfgs": 0.0, "adam": 0.0}
     assert (run.init, run.stop_eps, [s.long_edge for s in run.scales]) == ("content", 0.0, [128, 256, 512])
-    assert (run.style.content_weight, run.style.style_weight, run.style.tv_weight) == (1.0, 10.0, 1e-3)
+    assert (run.style.content_weight, run.style.style_weight, run.style.tv_weight) == (1.0, 30.0, 1e-3)
+    # the fine layers weighted most (bench/NOTES.md, "Per-style balance")
+    assert run.style.style_layers == (("relu1_1", 16.0), ("relu2_1", 8.0), ("relu3_1", 4.0), ("relu4_1", 2.0),
+                                      ("relu5_1", 1.0))
 
 
 def test_nag_defaults_follow_the_article():
@@ -43,6 +46,8 @@ def test_nag_defaults_follow_the_article():
         (0.005, 1000, 0.001, 0.01, "noise")
     assert [s.long_edge for s in run.scales] == [512]
     assert (run.style.content_weight, run.style.style_weight) == (400.0, 1.0)  # vgg16's; vgg19 keeps the 10 : 1
+    assert run.style.style_layers == tuple((name, 1.0) for name in ("relu1_1", "relu2_1", "relu3_1", "relu4_1",
+                                                                    "relu5_1"))  # the example's
 
 
 def test_run_saves_output_and_intermediates(tmp_path, pictures, tiny_model_dir, caplog):
