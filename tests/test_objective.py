@@ -455,3 +455,70 @@ def test_finer_start_without_borders_is_the_upsampled_result_plus_the_lost_detai
 def test_a_style_scale_never_shrinks_the_style_below_one_pixel_nor_pads_it_above():
     from nstyle.canvas import style_long_edge
     assert [style_long_edge(100, scale) for scale in (0.001, 0.012, 0.5, 1.5)] == [1, 1, 50, 150]
+
+
+def starts_given(monkeypatch):
+    """The start each scale's backend is made from, as stylize hands it over."""
+    from nstyle import engine
+    starts, real = [], engine.create_backend
+
+    def create_backend(name, weights, content, styles, style, device, start, **kwargs):
+        starts.append(start.copy())
+        return real(name, weights, content, styles, style, device, start, **kwargs)
+
+    monkeypatch.setattr(engine, "create_backend", create_backend)
+    return starts
+
+
+def test_stylize_starts_from_the_init_file_not_the_style_and_blends_in_the_noise(tiny_weights, pictures,
+                                                                                 monkeypatch):
+    """--init FILE: the first scale starts from that file's picture (init_rgb), not the style image's; with
+    init_noise R from (1 − R) × it + R × the seeded noise (canvas.starting_image, border included)."""
+    from nstyle.canvas import scale_images, starting_image
+    starts = starts_given(monkeypatch)
+    content, style = (imageio.load_image(path) for path in pictures)
+    other = imageio.postprocess(smooth_image(40, 30, seed=9))
+    for noise in (0.0, 0.5):
+        run = settings.run_settings("vgg16", "adam", 24, scales=[24], scale_epochs=[1], backend="torch",
+                                    init="file.png", init_noise=noise, border=0.1, seed=4)
+        stylize(content, style, tiny_weights, run, init_rgb=other, keep_weights=True)
+        canvas, _ = scale_images(content, [style], 24, 2)
+        np.testing.assert_array_equal(starts[-1], starting_image("file.png", canvas, 4, other, 2, noise))
+    assert not np.allclose(starts[0], starts[1], atol=1.0)
+
+
+def test_stylize_saves_every_epoch_of_the_run_but_its_last_across_scales(tiny_weights, pictures):
+    """save_every 1 over scales of 3 and 2 epochs: run epochs 1-4 saved (the first scale's last too), not 5, the
+    output itself."""
+    content, style = (imageio.load_image(path) for path in pictures)
+    run = settings.run_settings("vgg16", "adam", 48, scales=[24, 48], scale_epochs=[3, 2], backend="torch")
+    saved = []
+    result = stylize(content, style, tiny_weights, run, save=lambda epoch, image: saved.append(epoch),
+                     save_every=1, keep_weights=True)
+    assert saved == [1, 2, 3, 4] and result.state is None  # a finished run hands back no checkpoint state
+
+
+def test_stylize_runs_the_precision_and_the_colour_matching_it_is_given(tiny_weights, pictures):
+    """settings.precision reaches the backend (bfloat16 paints another picture than float32), and
+    preserve_colors "before" paints with the style matched to the photo's colours (imageio.match_colors)."""
+    content, style = (imageio.load_image(path) for path in pictures)
+
+    def paint(style_image, **changes):
+        run = settings.run_settings("vgg16", "adam", 24, scales=[24], scale_epochs=[2], backend="torch", **changes)
+        return stylize(content, style_image, tiny_weights, run, keep_weights=True).image
+
+    plain = paint(style)
+    assert not np.array_equal(paint(style, precision="bfloat16"), plain)
+    np.testing.assert_array_equal(paint(style, preserve_colors="before"),
+                                  paint(imageio.match_colors(style, content)))
+    assert not np.array_equal(paint(imageio.match_colors(style, content)), plain)
+
+
+def test_a_scale_that_goes_non_finite_ends_the_run_there(tiny_weights, pictures):
+    """A non-finite epoch (here Adam with an absurd learning rate) ends stylize at that scale with its last finite
+    image; the finer scales are not run."""
+    content, style = (imageio.load_image(path) for path in pictures)
+    run = settings.run_settings("vgg16", "adam", 48, scales=[24, 48], scale_epochs=[3, 2], backend="torch", lr=1e30)
+    result = stylize(content, style, tiny_weights, run, keep_weights=True)
+    assert (result.stop_reason, result.scale_index, len(result.scales)) == ("non-finite", 0, 1)
+    assert np.isfinite(result.image).all() and result.state is None
