@@ -396,3 +396,129 @@ def test_an_image_start_fills_the_picture_and_gets_the_canvass_reflected_border(
     np.testing.assert_array_equal(start[:, :, :3, 3:-3], expected[:, :, 3:0:-1])  # mirrored about the edge row
     blended = starting_image(init, canvas, 0, other, border=3, init_noise=0.25)
     np.testing.assert_allclose(blended, 0.75 * start + 0.25 * algorithm.initial_image(canvas.shape, 0), atol=1e-4)
+
+
+# ---------------------------------------------------------------- what stylize hands back besides the picture
+# (issue 19, mutmut run 5: these fields and the weights' release were read by no test)
+
+def test_stylize_reports_each_scales_end_the_clock_and_the_stop_rule(tiny_weights, pictures):
+    """Each scale's stop reason and seconds, the run's seconds and last change, and every progress record's clock
+    (seconds since stylize began: within the call's own wall time) and stop-rule flag (a stop_eps > 0, however
+    small, makes the ETA a bound; 0 does not)."""
+    import time
+    content, style = (imageio.load_image(path) for path in pictures)
+    for stop_eps in (1e-9, 0.0):  # 1e-9: Adam's changes here are 0.01-0.5, the budgets end the run either way
+        run = settings.run_settings("vgg16", "adam", 48, scales=[24, 48], scale_epochs=[3, 2], backend="torch",
+                                    stop_eps=stop_eps)
+        seen = []
+        began = time.perf_counter()
+        result = stylize(content, style, tiny_weights, run, callback=seen.append, keep_weights=True)
+        took = time.perf_counter() - began
+        assert [p.stop_rule for p in seen] == [stop_eps > 0] * 5
+        assert all(0 < p.seconds <= took for p in seen) and 0 < seen[-1].seconds <= result.seconds <= took
+        assert [s.stop_reason for s in result.scales] == ["max-epochs", "max-epochs"] == [result.stop_reason] * 2
+        assert all(s.seconds > 0 for s in result.scales) and sum(s.seconds for s in result.scales) <= result.seconds
+        assert result.last_change == seen[-1].change and 0 < result.last_change < 1
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_stylize_empties_the_weights_once_the_last_scales_backend_holds_them(tiny_weights, pictures, monkeypatch,
+                                                                            keep):
+    """Without keep_weights (the default: one run, then the process ends) weights.arrays is emptied after the last
+    scale's backend has copied them, never before an earlier scale's; with keep_weights (a warm API object) they
+    stay."""
+    from nstyle import engine
+    from nstyle.vgg import VGGWeights
+    weights = VGGWeights(tiny_weights.model_name, dict(tiny_weights.arrays))
+    count, given, real = len(weights.arrays), [], engine.create_backend
+
+    def create_backend(name, weights, *args, **kwargs):
+        given.append(len(weights.arrays))
+        return real(name, weights, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "create_backend", create_backend)
+    content, style = (imageio.load_image(path) for path in pictures)
+    run = settings.run_settings("vgg16", "adam", 48, scales=[24, 48], scale_epochs=[1, 1], backend="torch")
+    result = stylize(content, style, weights, run, **({"keep_weights": True} if keep else {}))
+    assert given == [count, count] and result.epochs == 2
+    assert len(weights.arrays) == (count if keep else 0)
+
+
+def test_finer_start_without_borders_is_the_upsampled_result_plus_the_lost_detail():
+    """canvas.finer_start's definition, at its default borders (0: the canvas is the picture)."""
+    from nstyle.canvas import finer_start
+    canvas, previous, content = smooth_image(10, 14, seed=21), smooth_image(10, 14, seed=22), smooth_image(20, 28, 23)
+    expected = upsample(canvas, content.shape) + content - upsample(previous, content.shape)
+    np.testing.assert_allclose(finer_start(canvas, previous, content), expected, atol=1e-4)
+
+
+def test_a_style_scale_never_shrinks_the_style_below_one_pixel_nor_pads_it_above():
+    from nstyle.canvas import style_long_edge
+    assert [style_long_edge(100, scale) for scale in (0.001, 0.012, 0.5, 1.5)] == [1, 1, 50, 150]
+
+
+def starts_given(monkeypatch):
+    """The start each scale's backend is made from, as stylize hands it over."""
+    from nstyle import engine
+    starts, real = [], engine.create_backend
+
+    def create_backend(name, weights, content, styles, style, device, start, **kwargs):
+        starts.append(start.copy())
+        return real(name, weights, content, styles, style, device, start, **kwargs)
+
+    monkeypatch.setattr(engine, "create_backend", create_backend)
+    return starts
+
+
+def test_stylize_starts_from_the_init_file_not_the_style_and_blends_in_the_noise(tiny_weights, pictures,
+                                                                                 monkeypatch):
+    """--init FILE: the first scale starts from that file's picture (init_rgb), not the style image's; with
+    init_noise R from (1 − R) × it + R × the seeded noise (canvas.starting_image, border included)."""
+    from nstyle.canvas import scale_images, starting_image
+    starts = starts_given(monkeypatch)
+    content, style = (imageio.load_image(path) for path in pictures)
+    other = imageio.postprocess(smooth_image(40, 30, seed=9))
+    for noise in (0.0, 0.5):
+        run = settings.run_settings("vgg16", "adam", 24, scales=[24], scale_epochs=[1], backend="torch",
+                                    init="file.png", init_noise=noise, border=0.1, seed=4)
+        stylize(content, style, tiny_weights, run, init_rgb=other, keep_weights=True)
+        canvas, _ = scale_images(content, [style], 24, 2)
+        np.testing.assert_array_equal(starts[-1], starting_image("file.png", canvas, 4, other, 2, noise))
+    assert not np.allclose(starts[0], starts[1], atol=1.0)
+
+
+def test_stylize_saves_every_epoch_of_the_run_but_its_last_across_scales(tiny_weights, pictures):
+    """save_every 1 over scales of 3 and 2 epochs: run epochs 1-4 saved (the first scale's last too), not 5, the
+    output itself."""
+    content, style = (imageio.load_image(path) for path in pictures)
+    run = settings.run_settings("vgg16", "adam", 48, scales=[24, 48], scale_epochs=[3, 2], backend="torch")
+    saved = []
+    result = stylize(content, style, tiny_weights, run, save=lambda epoch, image: saved.append(epoch),
+                     save_every=1, keep_weights=True)
+    assert saved == [1, 2, 3, 4] and result.state is None  # a finished run hands back no checkpoint state
+
+
+def test_stylize_runs_the_precision_and_the_colour_matching_it_is_given(tiny_weights, pictures):
+    """settings.precision reaches the backend (bfloat16 paints another picture than float32), and
+    preserve_colors "before" paints with the style matched to the photo's colours (imageio.match_colors)."""
+    content, style = (imageio.load_image(path) for path in pictures)
+
+    def paint(style_image, **changes):
+        run = settings.run_settings("vgg16", "adam", 24, scales=[24], scale_epochs=[2], backend="torch", **changes)
+        return stylize(content, style_image, tiny_weights, run, keep_weights=True).image
+
+    plain = paint(style)
+    assert not np.array_equal(paint(style, precision="bfloat16"), plain)
+    np.testing.assert_array_equal(paint(style, preserve_colors="before"),
+                                  paint(imageio.match_colors(style, content)))
+    assert not np.array_equal(paint(imageio.match_colors(style, content)), plain)
+
+
+def test_a_scale_that_goes_non_finite_ends_the_run_there(tiny_weights, pictures):
+    """A non-finite epoch (here Adam with an absurd learning rate) ends stylize at that scale with its last finite
+    image; the finer scales are not run."""
+    content, style = (imageio.load_image(path) for path in pictures)
+    run = settings.run_settings("vgg16", "adam", 48, scales=[24, 48], scale_epochs=[3, 2], backend="torch", lr=1e30)
+    result = stylize(content, style, tiny_weights, run, keep_weights=True)
+    assert (result.stop_reason, result.scale_index, len(result.scales)) == ("non-finite", 0, 1)
+    assert np.isfinite(result.image).all() and result.state is None
