@@ -109,6 +109,7 @@ class TorchBackend(Backend):
         self.style_names = [name for name, _ in settings.style_layers]
         self.content_names = [name for name, _ in settings.content_layers]
         self.layers, self.layer_names = vgg_layers(weights, self.device, self.style_names + self.content_names)
+        self.target_layers = self.layers  # what the targets are computed with (torch-tuned: the eager NCHW weights)
         self.shape = tuple(content.shape)
         self.tv_kernel = self._tensor(algorithm.TV_KERNEL)
         self.clip_norm = algorithm.gradient_clip_norm(content.shape)
@@ -142,11 +143,11 @@ class TorchBackend(Backend):
         style_grams, style_positions = [], []
         with torch.no_grad():
             for image in styles:
-                found = self._features(self._tensor(image))
+                found = self._features(self._tensor(image), self.target_layers)
                 style_grams.append([gram(found[name]).cpu().numpy() for name in self.style_names])
                 style_positions.append(feature_positions([found[name].shape for name in self.style_names]))
             del found
-            content_features = self._features(self._tensor(content))
+            content_features = self._features(self._tensor(content), self.target_layers)
             self.content_targets = [content_features[name] for name in self.content_names]
         self.style_shapes = [tuple(content_features[name].shape) for name in self.style_names]
         del content_features
@@ -179,12 +180,13 @@ class TorchBackend(Backend):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def _features(self, x):
+    def _features(self, x, layers=None):
+        layers = self.layers if layers is None else layers
         if self.precision != "bfloat16":  # float32, or tfloat32: float32 tensors, cuDNN's TF32 switch does the rest
-            return vgg_features(self.layers, self.layer_names, x)
+            return vgg_features(layers, self.layer_names, x)
         # Convolutions in bfloat16 (autocast); the Gram products and losses in float32, as in the MXNet backend.
         with torch.autocast(self.device.type, dtype=torch.bfloat16):
-            found = vgg_features(self.layers, self.layer_names, x)
+            found = vgg_features(layers, self.layer_names, x)
         return {name: feature.float() for name, feature in found.items()}
 
     def _losses(self, image):
@@ -295,7 +297,8 @@ def gram_channels_last(feature):
 class TorchTunedBackend(TorchBackend):
     """Opt-in tuned PyTorch for the bench's separate row, never the baseline: channels_last tensors (oneDNN's
     preferred layout, no reorder around each convolution) and torch.compile (Inductor) of the loss and its
-    backward. Same math as TorchBackend; the targets are computed by the eager path."""
+    backward. Same math as TorchBackend; the targets are computed by the eager path, with the eager (NCHW)
+    weights kept for a retarget's targets (a second copy of the weights: this row's memory is not the baseline's)."""
 
     name = "torch-tuned"
 
