@@ -6,7 +6,7 @@
 
 Content and style are a path, a PIL image or an HxWx3 uint8 array (style: one, or a list to blend). Options are
 nstyle.Options (run.py's flags as fields); every automatic choice is made by nstyle.planner and reported in
-Result.plan. A StyleTransfer keeps the weights it loaded (and its frameworks loaded) for the next call.
+Result.plan. A StyleTransfer keeps the weights it loaded and the backends it built for the next call.
 """
 import contextlib
 import functools
@@ -19,6 +19,7 @@ import numpy as np
 
 from nstyle import checkpoint, imageio, memory, planner
 from nstyle.backends import is_unsupported_gpu
+from nstyle.backends.pool import BackendPool
 from nstyle.errors import NStyleError, RuntimeFailure, UsageError
 from nstyle.interrupt import StopOnSignal
 from nstyle.options import OptionError, Options
@@ -143,14 +144,33 @@ class Result:
 
 
 class StyleTransfer:
-    """Paints pictures; keeps the weights it has loaded for the next call (warm=True), so a notebook or the web
-    page pays for them once. warm=False frees them once the run's last network holds its own copy (run.py: one
-    run, the lowest peak memory)."""
+    """Paints pictures; keeps what it has built for the next call (warm=True), so a notebook or the web page pays
+    for it once: the weights it has loaded, and the backends of the last painting (one per scale, bound to its
+    canvas), which the next painting of the same canvas shape, backend, device and precision takes over
+    (nstyle.backends.pool; self.backends counts what was built and reused). A painting of other canvases frees
+    them first; close() (or the end of a with block) frees all. warm=False keeps nothing: the weights are freed
+    once the run's last network holds its own copy, each backend when its scale ends (run.py: one run, the lowest
+    peak memory)."""
 
     def __init__(self, warm=True):
         self.warm = warm
         self._weights = {}  # (model, weights file) -> VGGWeights
         self._scorers = {}  # (content and style identity, blend) -> quality.Scorer
+        self.backends = BackendPool() if warm else None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def close(self):
+        """Free what is kept warm: the backends, the scorers and the weights (a later call loads them again)."""
+        if self.backends is not None:
+            self.backends.close()
+        self._scorers.clear()
+        self._weights.clear()
+        memory.return_freed_memory()
 
     def weights(self, model_name, model_dir):
         key = (model_name, os.path.abspath(params_path(model_dir, model_name)))
@@ -246,7 +266,7 @@ class StyleTransfer:
                 engine = run_engine(inputs.content, inputs.styles, weights, settings, callback=callback,
                                     save=save if options.output else None,
                                     save_every=options.save_epochs, should_stop=stopping, init_rgb=init_image,
-                                    resume=resume, keep_weights=self.warm)
+                                    resume=resume, keep_weights=self.warm, backends=self.backends)
             peak_mb, kind = memory.run_peak(plan.backend, plan.device)
             peak_text = memory.peak_memory_text(plan.backend, plan.device)
             picture = finish(engine.image)

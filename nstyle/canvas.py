@@ -30,19 +30,22 @@ def canvas_size(height, width, long_edge, border):
 
 @dataclass(frozen=True)
 class Level:
-    """One scale of the pyramid: its long edge, budget, border in pixels and share of the last canvas's pixels."""
+    """One scale of the pyramid: its long edge, budget, border in pixels, share of the last canvas's pixels and
+    canvas (height, width)."""
     long_edge: int
     epochs: int
     border: int
     share: float  # this canvas's pixels / the last canvas's: what one epoch here costs in full-size epochs
+    canvas: tuple  # (height, width) of the canvas optimised here, border included
 
 
 def pyramid(content_size, scales, border):
     """The Levels of settings.scales (nstyle.settings.Scale, coarse to fine) for a content image of
     content_size (height, width) with border × the long edge on every side."""
-    pixels = [np.prod(canvas_size(*content_size, scale.long_edge, border)) for scale in scales]
-    return [Level(scale.long_edge, scale.epochs, border_pixels(scale.long_edge, border), count / pixels[-1])
-            for scale, count in zip(scales, pixels)]
+    canvases = [canvas_size(*content_size, scale.long_edge, border) for scale in scales]
+    last = np.prod(canvases[-1])
+    return [Level(scale.long_edge, scale.epochs, border_pixels(scale.long_edge, border), np.prod(canvas) / last,
+                  canvas) for scale, canvas in zip(scales, canvases)]
 
 
 def with_border(planes, border):

@@ -12,6 +12,7 @@ import numpy as np
 
 from nstyle import imageio, memory
 from nstyle.backends import create_backend
+from nstyle.backends.pool import BackendPool, backend_key
 from nstyle.canvas import finer_start, inside, pyramid, scale_images, starting_image
 from nstyle.train import optimize
 
@@ -55,13 +56,16 @@ class StylizeResult:
 
 
 def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callable[[Progress], None]] = None,
-            save=None, save_every=0, should_stop=None, init_rgb=None, resume=None, keep_weights=False):
+            save=None, save_every=0, should_stop=None, init_rgb=None, resume=None, keep_weights=False,
+            backends: Optional[BackendPool] = None):
     """Paint content_rgb (HxWx3 uint8) in the style of style_rgb (one HxWx3 uint8 image or a list of them, blended
     by settings.style.style_blend) with settings (nstyle.settings.RunSettings).
 
     save(epoch, image) is called every save_every epochs (epochs counted across scales). should_stop() is asked
     between epochs (Ctrl-C). resume = (scale index, the epoch to go on with there, backend state) continues a run.
-    Unless keep_weights, weights.arrays is emptied once a backend holds its own copy (memory).
+    Unless keep_weights, weights.arrays is emptied once a backend holds its own copy (memory). backends: a
+    BackendPool to take the scales' backends from and keep them in for the next run (with keep_weights); without
+    one each scale builds its own and frees it when the scale ends.
     """
     started = time.perf_counter()
     style_rgbs = imageio.rgb_list(style_rgb)
@@ -73,6 +77,9 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
     total_work = sum(scale.epochs * share for scale, share in zip(scales, shares))
     run_epochs = sum(scale.epochs for scale in scales)
     first_scale, first_epoch, state = (0, 1, None) if resume is None else resume
+    if backends is not None:  # the kept backends of other canvases go before this run builds any
+        backends.keep_only(backend_key(settings.backend, weights, settings.style, settings.device, settings.precision,
+                                       (1, 3) + level.canvas) for level in levels[first_scale:])
     canvas, image, results, total_epochs = None, None, [], 0
     work = sum(scale.epochs * share for scale, share in zip(scales[:first_scale], shares)) + \
         (first_epoch - 1) * shares[first_scale]
@@ -86,8 +93,9 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
         else:
             start = finer_start(canvas, previous_content, content, borders[index - 1], border)
         previous_content = content
-        backend = create_backend(settings.backend, weights, content, styles, settings.style, settings.device, start,
-                                 precision=settings.precision)
+        build = create_backend if backends is None else backends.backend
+        backend = build(settings.backend, weights, content, styles, settings.style, settings.device, start,
+                        precision=settings.precision)
         if index == len(scales) - 1 and not keep_weights:
             weights.arrays.clear()  # the last backend holds its own copy
             memory.return_freed_memory()

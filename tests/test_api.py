@@ -101,6 +101,45 @@ def test_a_style_transfer_stays_warm_and_reports_its_choices(pictures, tiny_mode
     assert first.summary().startswith("done: 2 epochs (ran its 2 epochs at 24 px; 2 at 24 px) in ")
 
 
+@pytest.mark.parametrize("backend", ["mxnet", "torch"])
+def test_a_warm_style_transfer_reuses_its_backends_and_paints_what_a_fresh_one_paints(pictures, tiny_model_dir,
+                                                                                       backend):
+    options = tiny(tiny_model_dir, max_long_edge=48, scales=(24, 48), scale_epochs=(3, 2), backend=backend)
+    with nstyle.StyleTransfer() as painter:
+        first = painter.stylize(pictures[0], pictures[1], options)
+        assert (painter.backends.built, painter.backends.reused, len(painter.backends)) == (2, 0, 2)  # one a scale
+        again = painter.stylize(pictures[0], pictures[1], options)
+        assert (painter.backends.built, painter.backends.reused) == (2, 2)
+        np.testing.assert_array_equal(again.image, first.image)
+        # Another problem on the same canvases: new targets (the photo as its own style) and loss weights.
+        other = options.replace(style_weight=3.0, content_weight=2.0, optimizer="adam")
+        retargeted = painter.stylize(pictures[0], pictures[0], other)
+        assert (painter.backends.built, painter.backends.reused) == (2, 4)
+        np.testing.assert_array_equal(retargeted.image, nstyle.stylize(pictures[0], pictures[0], other).image)
+        assert not np.array_equal(retargeted.image, first.image)
+        # Other canvases: the kept backends are freed before the new ones are built.
+        painter.stylize(pictures[0], pictures[1], options.replace(max_long_edge=32, scales=(32,), scale_epochs=(2,)))
+        assert (painter.backends.built, len(painter.backends)) == (3, 1)
+    assert len(painter.backends) == 0  # the with block's end frees them
+    np.testing.assert_array_equal(first.image, nstyle.stylize(pictures[0], pictures[1], options).image)
+
+
+def test_a_run_resumed_on_warm_backends_continues_exactly(tmp_path, pictures, tiny_model_dir):
+    options = tiny(tiny_model_dir, max_long_edge=48, scales=(24, 48), scale_epochs=(3, 3), save_epochs=0,
+                   optimizer="adam")
+    whole = nstyle.stylize(pictures[0], pictures[1], options)
+    output = str(tmp_path / "o.png")
+    seen = []
+    painter = nstyle.StyleTransfer()
+    painter.stylize(pictures[0], pictures[1], options.replace(output=output), callback=seen.append,
+                    should_stop=lambda: len(seen) >= 4)
+    resumed = painter.stylize(pictures[0], pictures[1], options.replace(output=output, resume=True))
+    assert painter.backends.reused == 1  # the second scale's backend, the one the run resumed in
+    np.testing.assert_array_equal(resumed.image, whole.image)
+    painter.close()
+    assert len(painter.backends) == 0
+
+
 def test_colours_and_denoising_are_in_the_picture(pictures, tiny_model_dir):
     options = tiny(tiny_model_dir, scale_epochs=(2,))
     plain = nstyle.stylize(pictures[0], pictures[1], options)

@@ -1,4 +1,6 @@
 """Each backend against the numpy reference: losses (hence Gram matrices), gradients, TV, one update."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -103,6 +105,52 @@ def test_state_round_trip_resumes_exactly(backend_name, tiny_weights):
     second.load_state(first.state())
     optimize(second, 6, 0.0, first_epoch=4)
     np.testing.assert_array_equal(second.image(), straight.image())
+
+
+def run_every_path(backend):
+    """What each optimizer asks of a backend, in turn: NAG steps, the objective (L-BFGS), Adam steps; and the
+    state they leave."""
+    changes = [backend.step(), backend.step()]
+    loss, gradient = backend.objective(smooth_image(*SHAPE[2:], seed=7))
+    changes += [backend.adam_step(algorithm.AdamSettings(lr=0.5)), backend.adam_step(algorithm.AdamSettings(lr=0.5))]
+    return changes, loss, gradient, backend.state()
+
+
+def assert_same_run(got, expected):
+    (changes, loss, gradient, state), (changes_0, loss_0, gradient_0, state_0) = got, expected
+    assert changes == changes_0 and loss == loss_0
+    np.testing.assert_array_equal(gradient, gradient_0)
+    for key in state_0:
+        np.testing.assert_array_equal(state[key], state_0[key])
+
+
+@pytest.mark.parametrize("new_images", [True, False], ids=["other-images", "same-images-other-weights"])
+def test_a_retargeted_backend_runs_as_a_new_one_built_for_the_problem(backend_name, tiny_weights, new_images):
+    """nstyle.backends.pool reuses built backends: after a run, retarget must leave nothing of the old problem
+    (targets, loss weights, image, momentum, Adam's moments, the update count)."""
+    used, content, style = make_backend(backend_name, tiny_weights)
+    run_every_path(used)
+    settings = algorithm.StyleSettings(content_weight=3.0, style_weight=7.0, tv_weight=0.2, lr=0.3,
+                                       style_layers=(("relu1_1", 2.0), ("relu2_1", 1.0), ("relu3_1", 1.0),
+                                                     ("relu4_1", 1.0), ("relu5_1", 0.5)))
+    if new_images:
+        content, style = smooth_image(*SHAPE[2:], seed=11), [smooth_image(30, 16, seed=12), smooth_image(*SHAPE[2:],
+                                                                                                         seed=13)]
+        settings = dataclasses.replace(settings, style_blend=(0.25, 0.75))
+    start = algorithm.initial_image(SHAPE, 5)
+    used.retarget(content, style, settings, start)
+    fresh = create_backend(backend_name, tiny_weights, content, style, settings, "cpu", start)
+    assert_same_run(run_every_path(used), run_every_path(fresh))
+
+
+def test_retarget_refuses_another_canvas_or_other_layers(backend_name, tiny_weights):
+    backend, content, style = make_backend(backend_name, tiny_weights)
+    other = smooth_image(SHAPE[2] + 4, SHAPE[3], seed=1)
+    with pytest.raises(ValueError, match="canvas shape and the layers"):
+        backend.retarget(other, other, SETTINGS, other)
+    fewer_layers = dataclasses.replace(SETTINGS, style_layers=(("relu1_1", 1.0),))
+    with pytest.raises(ValueError, match="canvas shape and the layers"):
+        backend.retarget(content, style, fewer_layers, content)
 
 
 def test_example_settings_are_the_examples():

@@ -1,6 +1,8 @@
 """The small interface every backend implements; the optimisation loop only talks to this."""
 from abc import ABC, abstractmethod
 
+import numpy as np
+
 
 class Backend(ABC):
     """One stylisation problem bound to a framework and a device.
@@ -72,6 +74,13 @@ class Backend(ABC):
     def load_state(self, state):
         """Restore what state() returned."""
 
+    @abstractmethod
+    def retarget(self, content, style, settings, initial_image):
+        """Take on another problem of the same canvas shape and the same layers, as a new backend built from these
+        arguments would be (the same picture, bit for bit), without building the network again: new targets (kept
+        when content, style and the blend are those of the last problem), new loss weights, the start image and a
+        fresh optimizer state. nstyle.backends.pool keeps built backends for this."""
+
 
 def style_list(style):
     """A list of style images from one (1, 3, h, w) array or a sequence of them."""
@@ -90,3 +99,19 @@ def parse_device(device):
     if device.startswith("gpu") and device[3:].isdigit():
         return "gpu", int(device[3:])
     raise ValueError(f"bad device {device!r}; use cpu or gpuN")
+
+
+class TargetSource:
+    """What a backend's targets were computed from (the content, the style images, the blend), kept so that the
+    next problem on the same canvas can tell whether it needs new ones: a notebook that repaints the same pair
+    with other weights or budgets skips the targets' forward passes."""
+
+    def __init__(self, content, styles, blend):
+        self.content = np.array(content, copy=True)
+        self.styles = [np.array(image, copy=True) for image in styles]
+        self.blend = tuple(blend)
+
+    def matches(self, content, styles, blend):
+        return (tuple(blend) == self.blend and len(styles) == len(self.styles)
+                and np.array_equal(content, self.content)
+                and all(np.array_equal(image, kept) for image, kept in zip(styles, self.styles)))

@@ -1,4 +1,4 @@
-"""The example's algorithm on MXNet's symbolic API: one executor bound per run, gradient for the image only."""
+"""The example's algorithm on MXNet's symbolic API: one executor bound per canvas, gradient for the image only."""
 import os
 
 from nstyle import cuda_libs
@@ -14,7 +14,7 @@ import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
 from nstyle import algorithm  # noqa: E402
-from nstyle.backends.base import Backend, feature_positions, parse_device, style_list  # noqa: E402
+from nstyle.backends.base import Backend, TargetSource, feature_positions, parse_device, style_list  # noqa: E402
 from nstyle.errors import RuntimeFailure  # noqa: E402
 from nstyle.vgg import Conv  # noqa: E402
 
@@ -94,71 +94,98 @@ class MXNetBackend(Backend):
     name = "mxnet"
 
     def __init__(self, weights, content, style, settings, device, initial_image, precision="float32"):
-        self.settings = settings
         self.context = mxnet_context(device)
         plan = weights.plan()
         data = mx.sym.Variable("data")  # one variable: a second of the same name would get no gradient
-        features = feature_symbols(plan, data)
+        self.features = feature_symbols(plan, data)
         channels = {layer.name.replace("conv", "relu"): layer.out_channels for layer in plan
                     if isinstance(layer, Conv)}
-        style_names = [name for name, _ in settings.style_layers]
-        content_names = [name for name, _ in settings.content_layers]
-        grams = [gram_symbol(features[name], channels[name]) for name in style_names]
-        weight_args = {key: mx.nd.array(value, self.context) for key, value in weights.arrays.items()}
-
-        # Targets, computed once: each style image's Gram matrices, blended (algorithm.blend_style_targets), and
-        # the content image's features at the content layers. One executor per image: their sizes may differ.
-        target_symbol = in_precision(mx.sym.Group(grams + [features[name] for name in content_names]), precision)
-
-        def targets_of(image):
-            executor = target_symbol.bind(self.context, dict(weight_args, data=mx.nd.array(image, self.context)),
-                                          grad_req="null")
-            return [out.copy() for out in executor.forward()]
-
-        styles = style_list(style)
-        style_grams = [[gram.asnumpy() for gram in targets_of(image)[:len(grams)]] for image in styles]
-        content_targets = targets_of(content)[len(grams):]
-        style_shapes = self._feature_shapes(features, style_names, content.shape)
-        style_targets = [mx.nd.array(target, self.context) for target in algorithm.blend_style_targets(
-            style_grams, [feature_positions(self._feature_shapes(features, style_names, image.shape))
-                          for image in styles], feature_positions(style_shapes), settings.style_blend)]
+        self.style_names = [name for name, _ in settings.style_layers]
+        self.content_names = [name for name, _ in settings.content_layers]
+        grams = [gram_symbol(self.features[name], channels[name]) for name in self.style_names]
+        self.weight_args = {key: mx.nd.array(value, self.context) for key, value in weights.arrays.items()}
+        # The targets' network: each style image's Gram matrices and the content image's features (retarget).
+        self.target_symbol = in_precision(mx.sym.Group(grams + [self.features[name] for name in self.content_names]),
+                                          precision)
+        self.style_shapes = self._feature_shapes(self.features, self.style_names, content.shape)
 
         # Loss heads: Σ(G − A)² per style layer and Σ(F − P)² per content layer.
         losses = [mx.sym.sum(mx.sym.square(gram - mx.sym.Variable(f"target_gram_{i}")))
                   for i, gram in enumerate(grams)]
-        losses += [mx.sym.sum(mx.sym.square(features[name] - mx.sym.Variable(f"target_content_{i}")))
-                   for i, name in enumerate(content_names)]
+        losses += [mx.sym.sum(mx.sym.square(self.features[name] - mx.sym.Variable(f"target_content_{i}")))
+                   for i, name in enumerate(self.content_names)]
         # The objective's smoothness term (L-BFGS, Adam); the NAG loop gives it a zero head gradient and adds the
         # example's TV gradient itself.
         losses.append(tv_energy_symbol(data))
         loss_symbol = in_precision(mx.sym.Group(losses), precision)
-        self.image_array = mx.nd.array(initial_image, self.context)
+        self.image_array = mx.nd.zeros(content.shape, self.context)
         self.gradient = mx.nd.zeros(content.shape, self.context)
-        args = dict(weight_args, data=self.image_array)
-        args.update({f"target_gram_{i}": target for i, target in enumerate(style_targets)})
-        args.update({f"target_content_{i}": target for i, target in enumerate(content_targets)})
+        # The targets live in arrays bound to the executor (in the dtypes the targets' network gives them: the
+        # content features may be bfloat16); retarget writes a new problem's into them.
+        self.style_layer_count = len(grams)
+        styles = style_list(style)
+        self.style_targets, self.content_targets = self._targets(content, styles, settings.style_blend)
+        self.target_source = TargetSource(content, styles, settings.style_blend)
+        args = dict(self.weight_args, data=self.image_array)
+        args.update({f"target_gram_{i}": target for i, target in enumerate(self.style_targets)})
+        args.update({f"target_content_{i}": target for i, target in enumerate(self.content_targets)})
         # Only the image gets a gradient: no buffers or work for weight gradients.
         self.executor = loss_symbol.bind(self.context, args, args_grad={"data": self.gradient},
                                          grad_req={name: ("write" if name == "data" else "null")
                                                    for name in loss_symbol.list_arguments()})
-        self.style_layer_count = len(grams)
-        head_scales = algorithm.example_head_scales(settings, style_shapes)
-        self.head_gradients = [mx.nd.full((1,), scale * (GRAM_GRADIENT_FACTOR if index < len(grams) else 1.0),
-                                          self.context) for index, scale in enumerate(head_scales + [0.0])]
-        self.objective_scales = algorithm.objective_head_scales(
-            [l2_norm(target).asscalar() ** 2 for target in style_targets],
-            [l2_norm(target).asscalar() ** 2 for target in content_targets], settings
-        ) + [algorithm.tv_energy_scale(settings.tv_weight, content)]
-        # The Gram heads' gradient flows through one side of F·Fᵀ only (GRAM_GRADIENT_FACTOR).
-        self.objective_head_gradients = [
-            mx.nd.full((1,), scale * (GRAM_GRADIENT_FACTOR if index < len(grams) else 1.0), self.context)
-            for index, scale in enumerate(self.objective_scales)]
         self.tv_kernel = mx.nd.array(algorithm.TV_KERNEL, self.context)
         self.clip_norm = algorithm.gradient_clip_norm(content.shape)
         self.momentum = mx.nd.zeros(content.shape, self.context)
-        self.updates = 0
         self.adam_mean = mx.nd.zeros(content.shape, self.context)
         self.adam_variance = mx.nd.zeros(content.shape, self.context)
+        self.retarget(content, style, settings, initial_image)
+
+    def retarget(self, content, style, settings, initial_image):
+        if tuple(content.shape) != tuple(self.image_array.shape) or \
+                [name for name, _ in settings.style_layers] != self.style_names or \
+                [name for name, _ in settings.content_layers] != self.content_names:
+            raise ValueError("retarget needs the canvas shape and the layers this backend was built for")
+        self.settings = settings
+        styles = style_list(style)
+        if not self.target_source.matches(content, styles, settings.style_blend):
+            style_targets, content_targets = self._targets(content, styles, settings.style_blend)
+            for new, bound in zip(style_targets + content_targets, self.style_targets + self.content_targets):
+                new.copyto(bound)
+            self.target_source = TargetSource(content, styles, settings.style_blend)
+        grams = self.style_layer_count
+        head_scales = algorithm.example_head_scales(settings, self.style_shapes)
+        self.head_gradients = [mx.nd.full((1,), scale * (GRAM_GRADIENT_FACTOR if index < grams else 1.0),
+                                          self.context) for index, scale in enumerate(head_scales + [0.0])]
+        self.objective_scales = algorithm.objective_head_scales(
+            [l2_norm(target).asscalar() ** 2 for target in self.style_targets],
+            [l2_norm(target).asscalar() ** 2 for target in self.content_targets], settings
+        ) + [algorithm.tv_energy_scale(settings.tv_weight, content)]
+        # The Gram heads' gradient flows through one side of F·Fᵀ only (GRAM_GRADIENT_FACTOR).
+        self.objective_head_gradients = [
+            mx.nd.full((1,), scale * (GRAM_GRADIENT_FACTOR if index < grams else 1.0), self.context)
+            for index, scale in enumerate(self.objective_scales)]
+        self.image_array[:] = initial_image
+        for array in (self.momentum, self.adam_mean, self.adam_variance):
+            array[:] = 0
+        self.updates = 0
+
+    def _targets(self, content, styles, blend):
+        """(style targets, content targets): each style image's Gram matrices, blended
+        (algorithm.blend_style_targets), and the content image's features at the content layers. One executor per
+        image, bound for the moment (their sizes may differ; kept, it would hold its activations all run long)."""
+        def targets_of(image):
+            executor = self.target_symbol.bind(self.context, dict(self.weight_args,
+                                                                  data=mx.nd.array(image, self.context)),
+                                               grad_req="null")
+            return [out.copy() for out in executor.forward()]
+
+        grams = self.style_layer_count
+        style_grams = [[gram.asnumpy() for gram in targets_of(image)[:grams]] for image in styles]
+        content_targets = targets_of(content)[grams:]
+        style_targets = [mx.nd.array(target, self.context) for target in algorithm.blend_style_targets(
+            style_grams, [feature_positions(self._feature_shapes(self.features, self.style_names, image.shape))
+                          for image in styles], feature_positions(self.style_shapes), blend)]
+        return style_targets, content_targets
 
     @staticmethod
     def gpu_count():

@@ -13,7 +13,7 @@ from torch.optim.adam import adam as torch_adam
 
 from nstyle import algorithm
 from nstyle.backends import PRECISIONS
-from nstyle.backends.base import Backend, feature_positions, parse_device, style_list
+from nstyle.backends.base import Backend, TargetSource, feature_positions, parse_device, style_list
 from nstyle.errors import RuntimeFailure
 from nstyle.vgg import CONTENT_LAYER, STYLE_LAYERS, Conv
 
@@ -109,36 +109,50 @@ class TorchBackend(Backend):
         self.style_names = [name for name, _ in settings.style_layers]
         self.content_names = [name for name, _ in settings.content_layers]
         self.layers, self.layer_names = vgg_layers(weights, self.device, self.style_names + self.content_names)
+        self.target_layers = self.layers  # what the targets are computed with (torch-tuned: the eager NCHW weights)
+        self.shape = tuple(content.shape)
+        self.tv_kernel = self._tensor(algorithm.TV_KERNEL)
+        self.clip_norm = algorithm.gradient_clip_norm(content.shape)
+        self.target_source = None
+        self.retarget(content, style, settings, initial_image)
 
-        # Targets, computed once: each style image's Gram matrices, blended (algorithm.blend_style_targets), and
-        # the content image's features at the content layers.
-        style_grams, style_positions = [], []
-        with torch.no_grad():
-            for image in style_list(style):
-                found = self._features(self._tensor(image))
-                style_grams.append([gram(found[name]).cpu().numpy() for name in self.style_names])
-                style_positions.append(feature_positions([found[name].shape for name in self.style_names]))
-            del found
-            content_features = self._features(self._tensor(content))
-            self.content_targets = [content_features[name] for name in self.content_names]
-        style_shapes = [tuple(content_features[name].shape) for name in self.style_names]
-        del content_features
-        self.style_targets = [self._tensor(target) for target in algorithm.blend_style_targets(
-            style_grams, style_positions, feature_positions(style_shapes), settings.style_blend)]
+    def retarget(self, content, style, settings, initial_image):
+        if tuple(content.shape) != self.shape or [name for name, _ in settings.style_layers] != self.style_names \
+                or [name for name, _ in settings.content_layers] != self.content_names:
+            raise ValueError("retarget needs the canvas shape and the layers this backend was built for")
+        self.settings = settings
+        styles = style_list(style)
+        if self.target_source is None or not self.target_source.matches(content, styles, settings.style_blend):
+            self._set_targets(content, styles, settings.style_blend)
+            self.target_source = TargetSource(content, styles, settings.style_blend)
         # The example's heads for the NAG loop (which adds the example's TV gradient itself: 0 on the energy).
-        self.head_scales = algorithm.example_head_scales(settings, style_shapes) + [0.0]
+        self.head_scales = algorithm.example_head_scales(settings, self.style_shapes) + [0.0]
         self.objective_scales = algorithm.objective_head_scales(
             [float(torch.sum(torch.square(target))) for target in self.style_targets],
             [float(torch.sum(torch.square(target))) for target in self.content_targets], settings
         ) + [algorithm.tv_energy_scale(settings.tv_weight, content)]
-
         self.image_tensor = self._tensor(initial_image)
         self.momentum = torch.zeros_like(self.image_tensor)
-        self.tv_kernel = self._tensor(algorithm.TV_KERNEL)
-        self.clip_norm = algorithm.gradient_clip_norm(content.shape)
         self.updates = 0
         self.adam_mean = torch.zeros_like(self.image_tensor)
         self.adam_variance = torch.zeros_like(self.image_tensor)
+
+    def _set_targets(self, content, styles, blend):
+        """Each style image's Gram matrices, blended (algorithm.blend_style_targets), and the content image's
+        features at the content layers."""
+        style_grams, style_positions = [], []
+        with torch.no_grad():
+            for image in styles:
+                found = self._features(self._tensor(image), self.target_layers)
+                style_grams.append([gram(found[name]).cpu().numpy() for name in self.style_names])
+                style_positions.append(feature_positions([found[name].shape for name in self.style_names]))
+            del found
+            content_features = self._features(self._tensor(content), self.target_layers)
+            self.content_targets = [content_features[name] for name in self.content_names]
+        self.style_shapes = [tuple(content_features[name].shape) for name in self.style_names]
+        del content_features
+        self.style_targets = [self._tensor(target) for target in algorithm.blend_style_targets(
+            style_grams, style_positions, feature_positions(self.style_shapes), blend)]
 
     def _tensor(self, array):
         return torch.tensor(array, dtype=torch.float32, device=self.device)
@@ -166,12 +180,13 @@ class TorchBackend(Backend):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def _features(self, x):
+    def _features(self, x, layers=None):
+        layers = self.layers if layers is None else layers
         if self.precision != "bfloat16":  # float32, or tfloat32: float32 tensors, cuDNN's TF32 switch does the rest
-            return vgg_features(self.layers, self.layer_names, x)
+            return vgg_features(layers, self.layer_names, x)
         # Convolutions in bfloat16 (autocast); the Gram products and losses in float32, as in the MXNet backend.
         with torch.autocast(self.device.type, dtype=torch.bfloat16):
-            found = vgg_features(self.layers, self.layer_names, x)
+            found = vgg_features(layers, self.layer_names, x)
         return {name: feature.float() for name, feature in found.items()}
 
     def _losses(self, image):
@@ -282,7 +297,8 @@ def gram_channels_last(feature):
 class TorchTunedBackend(TorchBackend):
     """Opt-in tuned PyTorch for the bench's separate row, never the baseline: channels_last tensors (oneDNN's
     preferred layout, no reorder around each convolution) and torch.compile (Inductor) of the loss and its
-    backward. Same math as TorchBackend; the targets are computed by the eager path."""
+    backward. Same math as TorchBackend; the targets are computed by the eager path, with the eager (NCHW)
+    weights kept for a retarget's targets (a second copy of the weights: this row's memory is not the baseline's)."""
 
     name = "torch-tuned"
 
