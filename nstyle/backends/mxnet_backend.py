@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 from nstyle import algorithm  # noqa: E402
 from nstyle.backends.base import Backend, feature_positions, parse_device, style_list  # noqa: E402
 from nstyle.errors import RuntimeFailure  # noqa: E402
+from nstyle.tiles import TileNetwork  # noqa: E402
 from nstyle.vgg import Conv  # noqa: E402
 
 
@@ -266,3 +267,58 @@ class MXNetBackend(Backend):
         if "adam_mean" in state:
             self.adam_mean[:] = state["adam_mean"]
             self.adam_variance[:] = state["adam_variance"]
+
+
+class MXNetTileNetwork(TileNetwork):
+    """nstyle.tiles.TileNetwork on MXNet's symbolic API: one executor bound at the largest tile's shape, and for
+    each smaller shape an Executor.reshape of it, which shares its memory (no new binding, no new buffers)."""
+
+    def __init__(self, weights, layers, device, precision="float32"):
+        self.context = mxnet_context(device)
+        self.layers = list(layers)
+        features = feature_symbols(weights.plan(), mx.sym.Variable("data"))
+        # The losses' side (Gram products, differences) is on the host in float32: the outputs are cast back.
+        self.symbol = mx.sym.Group([mx.sym.Cast(symbol, dtype="float32") for symbol in
+                                    in_precision(mx.sym.Group([features[name] for name in self.layers]),
+                                                 precision)])
+        self.weights = {key: mx.nd.array(value, self.context) for key, value in weights.arrays.items()}
+        self.base, self.executors, self.executor = None, {}, None
+
+    def reserve(self, shape):
+        """Bind for tiles up to shape (1, 3, h, w) (the grid's largest); smaller ones reshape this binding."""
+        if self.base is not None and np.prod(shape) <= np.prod(self.base.arg_dict["data"].shape):
+            return
+        self.base, self.executors = None, {}
+        gradient = mx.nd.zeros(shape, self.context)
+        self.base = self.symbol.bind(self.context, dict(self.weights, data=mx.nd.zeros(shape, self.context)),
+                                     args_grad={"data": gradient},
+                                     grad_req={name: ("write" if name == "data" else "null")
+                                               for name in self.symbol.list_arguments()})
+        self.executors[tuple(shape)] = self.base
+
+    def _executor(self, shape):
+        shape = tuple(shape)
+        if shape not in self.executors:
+            self.reserve(shape)
+            if shape not in self.executors:
+                self.executors[shape] = self.base.reshape(allow_up_sizing=False, data=shape)
+        return self.executors[shape]
+
+    def forward(self, tile, for_backward=False):
+        self.executor = self._executor(tile.shape)
+        self.executor.arg_dict["data"][:] = tile
+        outputs = self.executor.forward(is_train=for_backward)
+        return {name: output.asnumpy()[0] for name, output in zip(self.layers, outputs)}
+
+    def backward(self, gradients):
+        self.executor.backward([mx.nd.array(gradients[name][None], self.context) for name in self.layers])
+        return self.executor.grad_dict["data"].asnumpy()
+
+    def zeros_like(self, array):
+        return np.zeros_like(array)
+
+    def to_numpy(self, array):
+        return np.asarray(array)
+
+    def as_array(self, array):
+        return array
