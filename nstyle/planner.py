@@ -6,15 +6,17 @@ every choice made for the user with one line saying why (Plan.notes), and the Ru
 import hashlib
 import math
 import os
+import dataclasses
 from dataclasses import dataclass
 
-from nstyle import checkpoint, imageio, memory, settings as defaults, sizes
+from nstyle import checkpoint, imageio, memory, settings as defaults, sizes, tiles
 from nstyle.algorithm import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 from nstyle.backends import gpu_count, use_cpu_threads
 from nstyle.canvas import canvas_size, style_long_edge
 from nstyle.gpus import compute_capability, missing_gpu_code, use_pci_device_order
+from nstyle.errors import RuntimeFailure
 from nstyle.options import MAX_LONG_EDGE, OptionError
-from nstyle.vgg import MIN_IMAGE_SIDE, available_model, relu_names
+from nstyle.vgg import MIN_IMAGE_SIDE, available_model, layer_plan, relu_names
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,47 @@ def check_style_sizes(names, style_rgbs, style_scale, long_edge):
                                          f"use a {{style_scale}} that keeps them within {MAX_LONG_EDGE} px")
 
 
+# The float32 L-BFGS of tiled scales keeps this many pairs at most: the output's scale runs 6 evaluations by
+# default, which use at most 5 (one pair per accepted step after the first), so 5 loses nothing there.
+TILED_LBFGS_HISTORY = 5
+
+
+def memory_budget_mb(options, device, backend_name):
+    """What the run may use, MiB: the free memory (memory.available_memory_mb), capped by max_memory; None when
+    neither is known."""
+    available = memory.available_memory_mb(device, backend_name)
+    if options.max_memory is None:
+        return available
+    return float(options.max_memory) if available is None else min(float(options.max_memory), available)
+
+
+def choose_tiles(settings, canvas_shape, budget_mb, flag):
+    """(settings with tile_size and lbfgs_history set, the line to report) when the last canvas does not fit whole
+    in budget_mb by the memory model; (settings, None) when it does or nothing is known. RuntimeFailure when not
+    even the smallest tile fits."""
+    height, width = canvas_shape[2:]
+    whole = memory.predicted_peak_mb(settings.backend, settings.device, settings.model, height, width)
+    if whole is None or budget_mb is None or whole <= budget_mb:
+        return settings, None
+    stride, halo = tiles.network_halo(layer_plan(settings.model), tiles.style_settings_layers(settings.style))
+    history = min(TILED_LBFGS_HISTORY, max(1, settings.scales[-1].epochs - 1))
+    tile = memory.largest_tile(budget_mb, settings.backend, settings.device, settings.model, height * width, halo,
+                               stride, history)
+    if tile is None:
+        least = memory.tiled_peak_mb(settings.backend, settings.device, settings.model, height * width,
+                                     (stride + 2 * halo) ** 2, history)
+        raise RuntimeFailure(f"not enough memory at {width}x{height} px ({flag} {settings.long_edge}) on "
+                             f"{settings.device}: even tiles of {stride} px need about {least:,.0f} MB by the memory "
+                             f"model, {budget_mb:,.0f} MB is allowed; use a smaller {flag}, or a larger --max-memory")
+    down, across = tiles.grid_shape(height, width, tile, halo, stride)
+    peak = memory.tiled_peak_mb(settings.backend, settings.device, settings.model, height * width,
+                                (tile + 2 * halo) ** 2, history)
+    note = (f"tiles: {down}x{across} of about {tile} px (+{halo} px halo) at {width}x{height} px: the whole canvas "
+            f"needs about {whole:,.0f} MB, {budget_mb:,.0f} MB is allowed; tiled about {peak:,.0f} MB "
+            f"(L-BFGS in float32, history {history})")
+    return dataclasses.replace(settings, tile_size=tile, lbfgs_history=history), note
+
+
 def image_identity(image, name):
     """What a checkpoint records of an input: the file's absolute path, else a hash of its pixels."""
     if name is not None:
@@ -224,11 +267,14 @@ def plan(options, content_rgb, style_rgbs, model_name, model_note=None, names=(N
         checkpoint.check_resumable(saved, decisive, scale.epochs,
                                    (1, 3) + canvas_size(*content_rgb.shape[:2], scale.long_edge, settings.border))
     size_flag = "--max-long-edge" if options.output_size is None else "--output-size"
+    settings, tile_note = choose_tiles(settings, canvas_shape, memory_budget_mb(options, device, backend_name),
+                                       size_flag)
     warnings = sizes.enlargement_warnings(content_name or "the content image", content_rgb.shape[:2],
                                           [name or f"#{index + 1}" for index, name in enumerate(style_names)],
                                           [rgb.shape[:2] for rgb in style_rgbs], settings.scales[-1].long_edge,
                                           settings.style_scale, size_flag)
-    notes = tuple(note for note in (model_note, device_note, backend_note, precision_note) if note) + tuple(warnings)
+    notes = tuple(note for note in (model_note, device_note, backend_note, precision_note, tile_note) if note) + \
+        tuple(warnings)
     return Plan(model_name, backend_name, device, precision, optimizer, threads, settings,
                 options.remove_noise_strength(optimizer), output_shape, canvas_shape, decisive, notes,
                 "max_long_edge" if options.output_size is None else "output_size")

@@ -110,6 +110,35 @@ def tile_grid(height, width, tile, halo, stride):
             for columns in axis_spans(width, tile, halo, stride)]
 
 
+def style_settings_layers(settings):
+    """The relu layers a StyleSettings' losses read."""
+    return [name for name, _ in settings.style_layers + settings.content_layers]
+
+
+def needs_tiles(shape, tile, plan, settings):
+    """Whether a (1, 3, H, W) canvas is evaluated in tiles of inner edge tile (None: never): when it takes more
+    than one."""
+    if tile is None:
+        return False
+    stride, halo = network_halo(plan, style_settings_layers(settings))
+    return grid_shape(shape[2], shape[3], tile, halo, stride) != (1, 1)
+
+
+# Pass 1 is a forward alone, about a third of pass 2's forward and backward: a tiled evaluation runs the network
+# over its tiles' extents 4/3 times.
+PASSES_COST = 4 / 3
+
+
+def work_factor(shape, tile, plan, settings):
+    """What one evaluation of a (1, 3, H, W) canvas costs tiled, relative to the same canvas whole: the tiles'
+    extents (halos included) over the canvas's pixels, times PASSES_COST; 1 untiled. The progress bar's unit."""
+    if not needs_tiles(shape, tile, plan, settings):
+        return 1.0
+    stride, halo = network_halo(plan, style_settings_layers(settings))
+    pixels = sum(np.prod(piece.shape) for piece in tile_grid(shape[2], shape[3], tile, halo, stride))
+    return PASSES_COST * pixels / (shape[2] * shape[3])
+
+
 def tile_pixels(tile, halo):
     """Pixels of the largest tile's extent for an inner edge of tile px."""
     return (tile + 2 * halo) ** 2
@@ -269,8 +298,9 @@ class TiledBackend(Backend):
 
     name = "tiled"
 
-    def __init__(self, network, plan, content, style, settings, initial_image, tile):
+    def __init__(self, network, plan, content, style, settings, initial_image, tile, lbfgs_history=None):
         self.settings = settings
+        self.lbfgs_history = lbfgs_history  # optimizers.run: the float32 L-BFGS with this history
         self.network = network
         self.strides = layer_strides(plan)
         self.style_names = [name for name, _ in settings.style_layers]
@@ -300,9 +330,8 @@ class TiledBackend(Backend):
         ) + [algorithm.tv_energy_scale(settings.tv_weight, content)]
         self.clip_norm = algorithm.gradient_clip_norm(content.shape)
         self.image_array = np.array(initial_image, np.float32)
-        self.momentum = np.zeros_like(self.image_array)
-        self.adam_mean = np.zeros_like(self.image_array)
-        self.adam_variance = np.zeros_like(self.image_array)
+        # NAG's and Adam's buffers are made when first used: an L-BFGS run does not pay 3 canvases for them.
+        self.momentum = self.adam_mean = self.adam_variance = None
         self.updates = 0
 
     def _positions(self, shape):
@@ -325,8 +354,11 @@ class TiledBackend(Backend):
         gradient, content_losses = self.canvas.gradient(image, heads, self.content_targets, scales[layers:])
         return style_losses + content_losses, gradient
 
+    def _buffer(self, array):
+        return np.zeros_like(self.image_array) if array is None else array
+
     def objective(self, image):
-        self.image_array = np.array(image, np.float32)
+        self.image_array = np.asarray(image, np.float32)  # the optimizers hand over a fresh array: no copy
         losses, gradient = self.evaluate(self.image_array, self.objective_scales[:-1])
         energy, tv_gradient = tv_energy_and_gradient(self.image_array)
         tv_scale = self.objective_scales[-1]
@@ -348,7 +380,7 @@ class TiledBackend(Backend):
             update += self.tv_gradient(self.image_array)
         previous = self.image_array
         self.image_array, self.momentum = [array.astype(np.float32) for array in algorithm.nag_update(
-            previous, update, self.momentum, algorithm.learning_rate(self.settings, self.updates), self.settings)]
+            previous, update, self._buffer(self.momentum), algorithm.learning_rate(self.settings, self.updates), self.settings)]
         self.updates += 1
         return float(np.linalg.norm(self.image_array - previous) / np.linalg.norm(self.image_array))
 
@@ -358,7 +390,8 @@ class TiledBackend(Backend):
         previous = self.image_array
         self.image_array, self.adam_mean, self.adam_variance = [array.astype(np.float32) for array in
                                                                 algorithm.adam_update(
-            previous, gradient, self.adam_mean, self.adam_variance, self.updates, adam_settings)]
+            previous, gradient, self._buffer(self.adam_mean), self._buffer(self.adam_variance), self.updates,
+            adam_settings)]
         return float(np.linalg.norm(self.image_array - previous) / np.linalg.norm(self.image_array))
 
     def set_image(self, image):
@@ -371,8 +404,9 @@ class TiledBackend(Backend):
         return tv_kernel_gradient(np.asarray(image, np.float32), self.settings.tv_weight)
 
     def state(self):
-        return {"image": self.image(), "momentum": self.momentum.copy(), "updates": self.updates,
-                "adam_mean": self.adam_mean.copy(), "adam_variance": self.adam_variance.copy()}
+        return {"image": self.image(), "momentum": self._buffer(self.momentum).copy(), "updates": self.updates,
+                "adam_mean": self._buffer(self.adam_mean).copy(),
+                "adam_variance": self._buffer(self.adam_variance).copy()}
 
     def load_state(self, state):
         self.image_array = np.array(state["image"], np.float32)
