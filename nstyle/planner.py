@@ -258,6 +258,19 @@ def plan(options, content_rgb, style_rgbs, model_name, model_note=None, names=(N
         check_style_sizes([name or f"#{index + 1}" for index, name in enumerate(style_names)], style_rgbs,
                           settings.style_scale, scale.long_edge)
     canvas_shape = (1, 3) + canvas_size(*content_rgb.shape[:2], settings.long_edge, settings.border)
+    size_flag = "--max-long-edge" if options.output_size is None else "--output-size"
+    budget = memory_budget_mb(options, device, backend_name)
+    settings, tile_note = choose_tiles(settings, canvas_shape, budget, size_flag)
+    if settings.tile_size and options.backend == "auto" and backend_name == "mxnet":
+        # Tiles on PyTorch: one MXNet binding of an 896 x 896 px tile peaked at 3.6 GB, PyTorch's at 2.0 GB
+        # (bench/NOTES.md, issue 21), and MXNet kept more after each new shape.
+        backend_name = "torch"
+        use_cpu_threads(backend_name, threads)
+        precision, precision_note = choose_precision(options.precision, backend_name, device)
+        settings, tile_note = choose_tiles(dataclasses.replace(settings, backend=backend_name, precision=precision,
+                                                               tile_size=None), canvas_shape, budget, size_flag)
+        backend_note = ("backend: torch (auto: the canvas is evaluated in tiles, where a PyTorch tile takes about "
+                        "half an MXNet binding's memory; --backend mxnet for MXNet)")
     output_shape = (1, 3) + imageio.long_edge_size(*content_rgb.shape[:2], settings.long_edge)
     decisive = decisive_settings(image_identity(content_rgb, content_name),
                                  [image_identity(image, name) for image, name in zip(style_rgbs, style_names)],
@@ -266,9 +279,6 @@ def plan(options, content_rgb, style_rgbs, model_name, model_note=None, names=(N
         scale = settings.scales[min(saved.scale, len(settings.scales) - 1)]
         checkpoint.check_resumable(saved, decisive, scale.epochs,
                                    (1, 3) + canvas_size(*content_rgb.shape[:2], scale.long_edge, settings.border))
-    size_flag = "--max-long-edge" if options.output_size is None else "--output-size"
-    settings, tile_note = choose_tiles(settings, canvas_shape, memory_budget_mb(options, device, backend_name),
-                                       size_flag)
     warnings = sizes.enlargement_warnings(content_name or "the content image", content_rgb.shape[:2],
                                           [name or f"#{index + 1}" for index, name in enumerate(style_names)],
                                           [rgb.shape[:2] for rgb in style_rgbs], settings.scales[-1].long_edge,

@@ -192,7 +192,9 @@ class TiledCanvas:
         self.network, self.strides = network, strides
         self.style_names, self.content_names = list(style_names), list(content_names)
         self.height, self.width = shape[2], shape[3]
-        self.tiles = tile_grid(self.height, self.width, tile, halo, stride)
+        # Grouped by shape (the sums do not care about the order): a framework that binds per shape (MXNet) binds
+        # each shape once per pass.
+        self.tiles = sorted(tile_grid(self.height, self.width, tile, halo, stride), key=lambda piece: piece.shape)
         self.largest = (1, 3) + max((tile.shape for tile in self.tiles), key=lambda size: size[0] * size[1])
 
     def inner(self, name, tile):

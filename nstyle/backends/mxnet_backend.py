@@ -270,8 +270,10 @@ class MXNetBackend(Backend):
 
 
 class MXNetTileNetwork(TileNetwork):
-    """nstyle.tiles.TileNetwork on MXNet's symbolic API: one executor bound at the largest tile's shape, and for
-    each smaller shape an Executor.reshape of it, which shares its memory (no new binding, no new buffers)."""
+    """nstyle.tiles.TileNetwork on MXNet's symbolic API: one executor, bound for the shape of the tiles at hand
+    and bound afresh when the shape changes (tiles.TiledCanvas visits them grouped by shape: a grid has at most 9
+    shapes). Executor.reshape was measured to keep about 500 MB more per shape at 896 × 896 px instead of sharing
+    the first binding's memory (bench/NOTES.md), so only one binding lives at a time."""
 
     def __init__(self, weights, layers, device, precision="float32"):
         self.context = mxnet_context(device)
@@ -282,30 +284,23 @@ class MXNetTileNetwork(TileNetwork):
                                     in_precision(mx.sym.Group([features[name] for name in self.layers]),
                                                  precision)])
         self.weights = {key: mx.nd.array(value, self.context) for key, value in weights.arrays.items()}
-        self.base, self.executors, self.executor = None, {}, None
+        self.executor, self.shape = None, None
 
     def reserve(self, shape):
-        """Bind for tiles up to shape (1, 3, h, w) (the grid's largest); smaller ones reshape this binding."""
-        if self.base is not None and np.prod(shape) <= np.prod(self.base.arg_dict["data"].shape):
-            return
-        self.base, self.executors = None, {}
-        gradient = mx.nd.zeros(shape, self.context)
-        self.base = self.symbol.bind(self.context, dict(self.weights, data=mx.nd.zeros(shape, self.context)),
-                                     args_grad={"data": gradient},
-                                     grad_req={name: ("write" if name == "data" else "null")
-                                               for name in self.symbol.list_arguments()})
-        self.executors[tuple(shape)] = self.base
+        """Nothing to prepare: each shape is bound when its tiles come."""
 
-    def _executor(self, shape):
-        shape = tuple(shape)
-        if shape not in self.executors:
-            self.reserve(shape)
-            if shape not in self.executors:
-                self.executors[shape] = self.base.reshape(allow_up_sizing=False, data=shape)
-        return self.executors[shape]
+    def _bind(self, shape):
+        if shape == self.shape:
+            return
+        self.executor = None  # freed before the next binding allocates
+        self.executor = self.symbol.bind(self.context, dict(self.weights, data=mx.nd.zeros(shape, self.context)),
+                                         args_grad={"data": mx.nd.zeros(shape, self.context)},
+                                         grad_req={name: ("write" if name == "data" else "null")
+                                                   for name in self.symbol.list_arguments()})
+        self.shape = shape
 
     def forward(self, tile, for_backward=False):
-        self.executor = self._executor(tile.shape)
+        self._bind(tuple(tile.shape))
         self.executor.arg_dict["data"][:] = tile
         outputs = self.executor.forward(is_train=for_backward)
         return {name: output.asnumpy()[0] for name, output in zip(self.layers, outputs)}
