@@ -155,7 +155,7 @@ def check_style_sizes(names, style_rgbs, style_scale, long_edge):
 
 # The float32 L-BFGS of tiled scales keeps this many pairs at most: the output's scale runs 6 evaluations by
 # default, which use at most 5 (one pair per accepted step after the first), so 5 loses nothing there.
-TILED_LBFGS_HISTORY = 5
+TILED_LBFGS_HISTORY = 3
 
 
 def memory_budget_mb(options, device, backend_name):

@@ -139,6 +139,19 @@ def work_factor(shape, tile, plan, settings):
     return PASSES_COST * pixels / (shape[2] * shape[3])
 
 
+def picture_boundaries(canvas_shape, tile, border, plan, settings):
+    """(rows, columns) where the tiles' inner regions meet, in the picture's own pixels (the canvas's border cut
+    off), for the seam measure (nstyle.quality.seam_strength); empty when the canvas is not tiled."""
+    if not needs_tiles(canvas_shape, tile, plan, settings):
+        return (), ()
+    stride, halo = network_halo(plan, style_settings_layers(settings))
+    found = []
+    for length in canvas_shape[2:]:
+        cuts = [span.inner_start - border for span in axis_spans(length, tile, halo, stride)[1:]]
+        found.append(tuple(cut for cut in cuts if 0 < cut < length - 2 * border))
+    return tuple(found)
+
+
 def tile_pixels(tile, halo):
     """Pixels of the largest tile's extent for an inner edge of tile px."""
     return (tile + 2 * halo) ** 2
