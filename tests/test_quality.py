@@ -340,5 +340,6 @@ def test_picture_boundaries_are_the_tiles_inner_cuts_without_the_border():
     style = StyleSettings(content_weight=1.0, style_weight=1.0, tv_weight=0.0, lr=1.0)
     plan = layer_plan("vgg16")
     rows, columns = tiles.picture_boundaries((1, 3, 200, 300), 96, 10, plan, style)
-    assert rows == (112 - 10,) and columns == (96 - 10, 192 - 10)  # 2 spans of 112 down, 3 of 96 across
+    # 200 px down: 3 inner regions of 80 px (multiples of the stride 16); 300 across: 4 of 80, the last 60.
+    assert rows == (80 - 10, 160 - 10) and columns == (80 - 10, 160 - 10, 240 - 10)
     assert tiles.picture_boundaries((1, 3, 200, 300), None, 10, plan, style) == ((), ())
