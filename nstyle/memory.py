@@ -87,7 +87,7 @@ def largest_long_edge(available_mb, backend_name, device, model_name, aspect):
 # targets (relu4_2: 512 channels at 1/8 × 1/8, 32 B per canvas pixel).
 TILED_FLOAT_VECTORS = 10  # besides the history's pairs: fitted to the 4096 px run (5906 MB peak, 5513 predicted with 8)
 CONTENT_TARGET_BYTES_PER_PIXEL = 32
-# The inner edge chosen when memory allows more: the halo (64 px each side at relu5_1) then adds 36 % to each
+# The inner tile edge chosen when memory allows more (nstyle.planner.choose_tiles): the halo (64 px each side at relu5_1) then adds 36 % to each
 # tile's pixels; larger tiles gain little and take much more memory.
 MAX_TILE_EDGE = 768
 
@@ -105,21 +105,6 @@ def tiled_peak_mb(backend_name, device, model_name, canvas_pixels, tile_extent_p
         return None
     host = tiled_host_mb(canvas_pixels, history) if parse_device(device)[0] == "cpu" else 0.0
     return fitted.peak_mb(tile_extent_pixels) + host
-
-
-def largest_tile(available_mb, backend_name, device, model_name, canvas_pixels, halo, stride, history,
-                 most=MAX_TILE_EDGE):
-    """The largest inner tile edge (a multiple of stride, at most `most`) whose predicted tiled peak fits, or None
-    when not even the smallest does (or nothing is known)."""
-    if available_mb is None:
-        return None
-    for tile in range(most - most % stride, stride - 1, -stride):
-        peak = tiled_peak_mb(backend_name, device, model_name, canvas_pixels, (tile + 2 * halo) ** 2, history)
-        if peak is None:
-            return None
-        if peak <= available_mb:
-            return tile
-    return None
 
 
 def is_out_of_memory(error):

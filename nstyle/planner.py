@@ -14,7 +14,6 @@ from nstyle.algorithm import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 from nstyle.backends import gpu_count, use_cpu_threads
 from nstyle.canvas import canvas_size, style_long_edge
 from nstyle.gpus import compute_capability, missing_gpu_code, use_pci_device_order
-from nstyle.errors import RuntimeFailure
 from nstyle.options import MAX_LONG_EDGE, OptionError
 from nstyle.vgg import MIN_IMAGE_SIDE, available_model, layer_plan, relu_names
 
@@ -167,27 +166,40 @@ def memory_budget_mb(options, device, backend_name):
     return float(options.max_memory) if available is None else min(float(options.max_memory), available)
 
 
-def choose_tiles(settings, canvas_shape, budget_mb, flag):
+def largest_tile(settings, canvas_shape, budget_mb, history):
+    """(inner tile edge, its predicted peak MiB): the largest multiple of the network's stride up to
+    memory.MAX_TILE_EDGE whose grid has more than one tile and whose largest tile fits budget_mb with the canvas's
+    own arrays; (None, None) when none does (a canvas a few tiles across gains nothing: its tiles are the canvas)."""
+    height, width = canvas_shape[2:]
+    stride, halo = tiles.network_halo(layer_plan(settings.model), tiles.style_settings_layers(settings.style))
+    for tile in range(memory.MAX_TILE_EDGE - memory.MAX_TILE_EDGE % stride, stride - 1, -stride):
+        grid = tiles.tile_grid(height, width, tile, halo, stride)
+        if len(grid) == 1:
+            continue
+        extent = max(piece.shape[0] * piece.shape[1] for piece in grid)
+        peak = memory.tiled_peak_mb(settings.backend, settings.device, settings.model, height * width, extent,
+                                    history)
+        if peak is None:
+            return None, None
+        if peak <= budget_mb:
+            return tile, peak
+    return None, None
+
+
+def choose_tiles(settings, canvas_shape, budget_mb):
     """(settings with tile_size and lbfgs_history set, the line to report) when the last canvas does not fit whole
-    in budget_mb by the memory model; (settings, None) when it does or nothing is known. RuntimeFailure when not
-    even the smallest tile fits."""
+    in budget_mb by the memory model and tiles do; else (settings, None), and memory.check_fits judges the whole
+    canvas as before (a warning, or a refusal with the size that fits)."""
     height, width = canvas_shape[2:]
     whole = memory.predicted_peak_mb(settings.backend, settings.device, settings.model, height, width)
     if whole is None or budget_mb is None or whole <= budget_mb:
         return settings, None
-    stride, halo = tiles.network_halo(layer_plan(settings.model), tiles.style_settings_layers(settings.style))
     history = min(TILED_LBFGS_HISTORY, max(1, settings.scales[-1].epochs - 1))
-    tile = memory.largest_tile(budget_mb, settings.backend, settings.device, settings.model, height * width, halo,
-                               stride, history)
+    tile, peak = largest_tile(settings, canvas_shape, budget_mb, history)
     if tile is None:
-        least = memory.tiled_peak_mb(settings.backend, settings.device, settings.model, height * width,
-                                     (stride + 2 * halo) ** 2, history)
-        raise RuntimeFailure(f"not enough memory at {width}x{height} px ({flag} {settings.long_edge}) on "
-                             f"{settings.device}: even tiles of {stride} px need about {least:,.0f} MB by the memory "
-                             f"model, {budget_mb:,.0f} MB is allowed; use a smaller {flag}, or a larger --max-memory")
+        return settings, None
+    stride, halo = tiles.network_halo(layer_plan(settings.model), tiles.style_settings_layers(settings.style))
     down, across = tiles.grid_shape(height, width, tile, halo, stride)
-    peak = memory.tiled_peak_mb(settings.backend, settings.device, settings.model, height * width,
-                                (tile + 2 * halo) ** 2, history)
     note = (f"tiles: {down}x{across} of about {tile} px (+{halo} px halo) at {width}x{height} px: the whole canvas "
             f"needs about {whole:,.0f} MB, {budget_mb:,.0f} MB is allowed; tiled about {peak:,.0f} MB "
             f"(L-BFGS in float32, history {history})")
@@ -260,7 +272,7 @@ def plan(options, content_rgb, style_rgbs, model_name, model_note=None, names=(N
     canvas_shape = (1, 3) + canvas_size(*content_rgb.shape[:2], settings.long_edge, settings.border)
     size_flag = "--max-long-edge" if options.output_size is None else "--output-size"
     budget = memory_budget_mb(options, device, backend_name)
-    settings, tile_note = choose_tiles(settings, canvas_shape, budget, size_flag)
+    settings, tile_note = choose_tiles(settings, canvas_shape, budget)
     if settings.tile_size and options.backend == "auto" and backend_name == "mxnet":
         # Tiles on PyTorch: one MXNet binding of an 896 x 896 px tile peaked at 3.6 GB, PyTorch's at 2.0 GB
         # (bench/NOTES.md, issue 21), and MXNet kept more after each new shape.
@@ -268,7 +280,7 @@ def plan(options, content_rgb, style_rgbs, model_name, model_note=None, names=(N
         use_cpu_threads(backend_name, threads)
         precision, precision_note = choose_precision(options.precision, backend_name, device)
         settings, tile_note = choose_tiles(dataclasses.replace(settings, backend=backend_name, precision=precision,
-                                                               tile_size=None), canvas_shape, budget, size_flag)
+                                                               tile_size=None), canvas_shape, budget)
         backend_note = ("backend: torch (auto: the canvas is evaluated in tiles, where a PyTorch tile takes about "
                         "half an MXNet binding's memory; --backend mxnet for MXNet)")
     output_shape = (1, 3) + imageio.long_edge_size(*content_rgb.shape[:2], settings.long_edge)

@@ -126,20 +126,23 @@ def test_a_backend_with_a_history_gets_the_float32_lbfgs(monkeypatch):
     assert called == [3]
 
 
-def test_planner_tiles_when_the_canvas_does_not_fit_and_refuses_when_no_tile_does():
+def test_planner_tiles_when_the_canvas_does_not_fit_and_leaves_the_refusal_to_the_check_when_no_tile_does():
     chosen = settings.run_settings("vgg16", "lbfgs", 512, output_edge=4096, backend="mxnet")
     shape = (1, 3, 3141, 4506)
-    same, note = planner.choose_tiles(chosen, shape, 60000, "--output-size")
+    same, note = planner.choose_tiles(chosen, shape, 60000)
     assert same.tile_size is None and note is None  # fits whole in 60 GB
-    tiled, note = planner.choose_tiles(chosen, shape, 6000, "--output-size")
+    tiled, note = planner.choose_tiles(chosen, shape, 7000)
     assert tiled.tile_size is not None and tiled.tile_size % 16 == 0 and "tiles:" in note
-    assert tiled.lbfgs_history == 5  # 6 evaluations at the output's scale use 5 pairs at most
-    peak = memory.tiled_peak_mb("mxnet", "cpu", "vgg16", 3141 * 4506, (tiled.tile_size + 128) ** 2, 5)
-    assert peak <= 6000
-    smaller, _ = planner.choose_tiles(chosen, shape, 4500, "--output-size")
+    assert tiled.lbfgs_history == planner.TILED_LBFGS_HISTORY
+    peak = memory.tiled_peak_mb("mxnet", "cpu", "vgg16", 3141 * 4506, (tiled.tile_size + 128) ** 2,
+                                tiled.lbfgs_history)
+    assert peak <= 7000
+    smaller, _ = planner.choose_tiles(chosen, shape, 5000)
     assert smaller.tile_size < tiled.tile_size
-    with pytest.raises(RuntimeFailure, match="even tiles of 16 px"):
-        planner.choose_tiles(chosen, shape, 1000, "--output-size")
+    untiled, note = planner.choose_tiles(chosen, shape, 1000)  # not even 16 px tiles fit
+    assert untiled.tile_size is None and note is None
+    with pytest.raises(RuntimeFailure, match="not enough memory at 4506x3141 px"):
+        memory.check_fits("mxnet", "cpu", "vgg16", shape[2:], 4096, 1000)
 
 
 def test_max_memory_must_be_positive():
