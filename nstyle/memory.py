@@ -87,8 +87,8 @@ def largest_long_edge(available_mb, backend_name, device, model_name, aspect):
 # targets (relu4_2: 512 channels at 1/8 × 1/8, 32 B per canvas pixel).
 TILED_FLOAT_VECTORS = 10  # besides the history's pairs: fitted to the 4096 px run (5906 MB peak, 5513 predicted with 8)
 CONTENT_TARGET_BYTES_PER_PIXEL = 32
-# The inner tile edge chosen when memory allows more (nstyle.planner.choose_tiles): the halo (64 px each side at relu5_1) then adds 36 % to each
-# tile's pixels; larger tiles gain little and take much more memory.
+# The inner tile edge chosen when memory allows more (nstyle.planner.choose_tiles): the halo (64 px each side at
+# relu5_1) then adds 36 % to each tile's pixels; larger tiles gain little and take much more memory.
 MAX_TILE_EDGE = 768
 
 

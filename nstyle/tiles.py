@@ -166,7 +166,8 @@ class TileNetwork:
     """What a framework supplies for tiled evaluation (nstyle.backends.*): the VGG stack on one tile.
 
     reserve(shape) prepares for tiles up to (1, 3, h, w); forward(tile, for_backward) takes a (1, 3, h, w) float32
-    numpy tile and returns {relu name: (C, h', w') array} for the layers asked for at construction; backward(gradients) takes {name: array of the same shape} for those layers
+    numpy tile and returns {relu name: (C, h', w') array} for the layers asked for at construction;
+    backward(gradients) takes {name: array of the same shape} for those layers
     and returns the gradient of Σ ⟨gradient, feature⟩ w.r.t. the tile (numpy (1, 3, h, w)). Arrays are the
     framework's own (numpy for MXNet, whose executors copy to and from the host; torch tensors on the device),
     used here only through slicing, @, .T and the arithmetic both have; zeros_like and to_numpy bridge the rest.
@@ -395,7 +396,8 @@ class TiledBackend(Backend):
             update += self.tv_gradient(self.image_array)
         previous = self.image_array
         self.image_array, self.momentum = [array.astype(np.float32) for array in algorithm.nag_update(
-            previous, update, self._buffer(self.momentum), algorithm.learning_rate(self.settings, self.updates), self.settings)]
+            previous, update, self._buffer(self.momentum), algorithm.learning_rate(self.settings, self.updates),
+            self.settings)]
         self.updates += 1
         return float(np.linalg.norm(self.image_array - previous) / np.linalg.norm(self.image_array))
 
