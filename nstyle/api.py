@@ -245,8 +245,10 @@ class StyleTransfer:
             log.info("%s exists; this run replaces it when it saves", options.output)
         available_mb = memory.available_memory_mb(plan.device, plan.backend)
         settings = plan.settings
-        warning = memory.check_fits(plan.backend, plan.device, plan.model, plan.canvas_shape[2:], settings.long_edge,
-                                    available_mb, settings.border, "--" + plan.size_option.replace("_", "-"))
+        # A tiled plan was sized to fit by the planner (planner.choose_tiles); a whole canvas is checked here.
+        warning = None if settings.tile_size else memory.check_fits(
+            plan.backend, plan.device, plan.model, plan.canvas_shape[2:], settings.long_edge, available_mb,
+            settings.border, "--" + plan.size_option.replace("_", "-"))
         if warning:
             log.warning(warning)
         log.info(describe(plan, inputs, options))

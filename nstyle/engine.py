@@ -10,10 +10,10 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from nstyle import imageio, memory
-from nstyle.backends import create_backend
+from nstyle import imageio, memory, tiles
+from nstyle.backends import create_backend, create_tiled_backend
 from nstyle.backends.pool import BackendPool, backend_key
-from nstyle.canvas import finer_start, inside, pyramid, scale_images, starting_image
+from nstyle.canvas import canvas_size, finer_start, inside, pyramid, scale_images, starting_image
 from nstyle.train import optimize
 
 
@@ -73,7 +73,13 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
         style_rgbs = [imageio.match_colors(image, content_rgb) for image in style_rgbs]
     scales = settings.scales
     levels = pyramid(content_rgb.shape[:2], scales, settings.border)
-    borders, shares = [level.border for level in levels], [level.share for level in levels]
+    borders = [level.border for level in levels]
+    # Each epoch's share of the run's work: its canvas's pixels over the last canvas's, times what tiling costs
+    # there (tiles.work_factor: halos and the Gram pass), so that the ETA holds across scales and tiles.
+    height, width = content_rgb.shape[:2]
+    shares = [level.share * tiles.work_factor((1, 3) + canvas_size(height, width, level.long_edge,
+                                                                   settings.border), settings.tile_size,
+                                              weights.plan(), settings.style) for level in levels]
     total_work = sum(scale.epochs * share for scale, share in zip(scales, shares))
     run_epochs = sum(scale.epochs for scale in scales)
     first_scale, first_epoch, state = (0, 1, None) if resume is None else resume
@@ -93,9 +99,15 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
         else:
             start = finer_start(canvas, previous_content, content, borders[index - 1], border)
         previous_content = content
-        build = create_backend if backends is None else backends.backend
-        backend = build(settings.backend, weights, content, styles, settings.style, settings.device, start,
-                        precision=settings.precision)
+        if tiles.needs_tiles(content.shape, settings.tile_size, weights.plan(), settings.style):
+            # a tiled canvas is too large to keep warm: built for this scale and freed after it
+            backend = create_tiled_backend(settings.backend, weights, content, styles, settings.style, settings.device,
+                                           start, settings.tile_size, precision=settings.precision,
+                                           lbfgs_history=settings.lbfgs_history)
+        else:
+            build = create_backend if backends is None else backends.backend
+            backend = build(settings.backend, weights, content, styles, settings.style, settings.device, start,
+                            precision=settings.precision)
         if index == len(scales) - 1 and not keep_weights:
             weights.arrays.clear()  # the last backend holds its own copy
             memory.return_freed_memory()

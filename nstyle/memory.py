@@ -81,6 +81,32 @@ def largest_long_edge(available_mb, backend_name, device, model_name, aspect):
     return long_edge
 
 
+# Tiled runs (nstyle.tiles). The largest tile's network costs what the model above says for its extent (inner
+# edge + 2 halos); the canvas's own arrays stay on the host: the float32 L-BFGS's 2·history + 5 vectors, the
+# backend's image, gradient and TV gradient (3 more), each 3 channels of float32 per pixel, and the content
+# targets (relu4_2: 512 channels at 1/8 × 1/8, 32 B per canvas pixel).
+TILED_FLOAT_VECTORS = 10  # besides the history's pairs: fitted to the 4096 px run (5906 MB peak, 5513 predicted with 8)
+CONTENT_TARGET_BYTES_PER_PIXEL = 32
+# The inner tile edge chosen when memory allows more (nstyle.planner.choose_tiles): the halo (64 px each side at
+# relu5_1) then adds 36 % to each tile's pixels; larger tiles gain little and take much more memory.
+MAX_TILE_EDGE = 768
+
+
+def tiled_host_mb(canvas_pixels, history):
+    """The host memory of a tiled canvas's own arrays (see above), MiB."""
+    return canvas_pixels * (12 * (2 * history + TILED_FLOAT_VECTORS) + CONTENT_TARGET_BYTES_PER_PIXEL) / 2**20
+
+
+def tiled_peak_mb(backend_name, device, model_name, canvas_pixels, tile_extent_pixels, history):
+    """Predicted peak of a tiled run: the largest tile's network plus, on the CPU, the canvas's arrays (on a GPU
+    they are on the host: the device holds one tile). None without a model."""
+    fitted = memory_model(backend_name, device, model_name)
+    if fitted is None:
+        return None
+    host = tiled_host_mb(canvas_pixels, history) if parse_device(device)[0] == "cpu" else 0.0
+    return fitted.peak_mb(tile_extent_pixels) + host
+
+
 def is_out_of_memory(error):
     """Whether an exception is an allocation failure (host or GPU, any framework)."""
     text = f"{type(error).__name__}: {error}".lower()

@@ -77,8 +77,88 @@ def run_lbfgs(backend, epochs, on_epoch, settings):
         backend.set_image(best["image"])
 
 
+ARMIJO = 1e-4  # sufficient decrease of the float32 L-BFGS's backtracking line search (scipy's dcsrch: ftol 1e-3)
+
+
+def run_lbfgs_float32(backend, epochs, on_epoch, settings, history):
+    """L-BFGS in float32 with history pairs and a backtracking line search, for canvases too large for scipy.
+
+    scipy's L-BFGS-B keeps (2·maxcor + 5) float64 vectors of the image's size in its Fortran workspace, plus its
+    bounds and copies: about 7 GB for the 4506 × 3141 canvas of a 4096 px picture at maxcor 5 (each vector 340 MB),
+    30 GB at our 50. Here: 2·history + 5 float32 vectors (170 MB each there). The same variable scaling, first step
+    (FIRST_STEP_PIXELS) and two-loop recursion; a step is accepted at the first trial that decreases the loss
+    sufficiently (Armijo), else the step is cut by quadratic interpolation. Each evaluation is one epoch; the
+    backend ends at the lowest-loss image evaluated."""
+    shape = backend.image().shape
+    step_scale = np.float32(FIRST_STEP_PIXELS * np.sqrt(np.prod(shape)))
+    state = {"evaluations": 0, "previous": None, "best_loss": np.inf, "best": None}
+
+    def evaluate(flat):
+        loss, gradient = backend.objective((flat * step_scale).reshape(shape))
+        change = None if state["previous"] is None else \
+            float(np.linalg.norm(flat - state["previous"]) / max(float(np.linalg.norm(flat)), 1e-30))
+        state["previous"] = flat
+        if np.isfinite(loss) and loss < state["best_loss"]:
+            state.update(best_loss=loss, best=flat)  # flat is never changed in place: no copy
+        state["evaluations"] += 1
+        if on_epoch(change) or state["evaluations"] >= epochs:
+            raise _Stopped
+        gradient = gradient.reshape(-1)
+        gradient *= step_scale
+        return loss, gradient
+
+    pairs = []  # (s, y, 1 / yᵀs), oldest first
+    x = (backend.image().reshape(-1) / step_scale).astype(np.float32)
+    try:
+        loss, gradient = evaluate(x)
+        while True:
+            direction = -gradient
+            alphas = []
+            for s, y, rho in reversed(pairs):
+                alpha = rho * float(np.dot(s, direction))
+                direction -= np.float32(alpha) * y
+                alphas.append(alpha)
+            if pairs:
+                s, y, rho = pairs[-1]
+                direction *= np.float32(1.0 / (rho * float(np.dot(y, y))))
+                for (s, y, rho), alpha in zip(pairs, reversed(alphas)):
+                    direction += np.float32(alpha - rho * float(np.dot(y, direction))) * s
+                step = 1.0
+            else:  # no curvature yet: a unit step in the scaled variable, as scipy's first
+                step = 1.0 / max(float(np.linalg.norm(gradient)), 1e-30)
+            slope = float(np.dot(gradient, direction))
+            if slope >= 0:  # not a descent direction (rounding): start again from steepest descent
+                pairs.clear()
+                continue
+            while True:
+                trial = x + np.float32(step) * direction
+                trial_loss, trial_gradient = evaluate(trial)
+                if np.isfinite(trial_loss) and trial_loss <= loss + ARMIJO * step * slope:
+                    break
+                excess = trial_loss - loss - step * slope if np.isfinite(trial_loss) else np.inf
+                cut = -slope * step * step / (2 * excess) if np.isfinite(excess) and excess > 0 else 0.1 * step
+                step = min(max(cut, 0.1 * step), 0.5 * step)
+            s, y = trial - x, trial_gradient - gradient
+            curvature = float(np.dot(y, s))
+            if curvature > 1e-10 * float(np.dot(y, y)):
+                pairs.append((s, y, 1.0 / curvature))
+                del pairs[:-history]
+            x, loss, gradient = trial, trial_loss, trial_gradient
+            del trial, trial_gradient, direction
+    except _Stopped:
+        pass
+    if state["best"] is not None:
+        backend.set_image((state["best"] * step_scale).reshape(shape))
+
+
 RUNNERS = {"nag": run_nag, "adam": run_adam, "lbfgs": run_lbfgs}
 
 
 def run(optimizer, backend, epochs, on_epoch, settings):
-    RUNNERS[optimizer](backend, epochs, on_epoch, settings)
+    """One scale's epochs. A backend that bounds its memory (tiles.TiledBackend: lbfgs_history set) gets the
+    float32 L-BFGS with that history instead of scipy's."""
+    history = getattr(backend, "lbfgs_history", None)
+    if optimizer == "lbfgs" and history:
+        run_lbfgs_float32(backend, epochs, on_epoch, settings, history)
+    else:
+        RUNNERS[optimizer](backend, epochs, on_epoch, settings)

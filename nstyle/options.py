@@ -140,6 +140,9 @@ class Options:
                             "AVX512_BF16 and on NVIDIA GPUs from Ampere on (torch backend), else float32; tfloat32 = "
                             "cuDNN's TF32 convolutions (torch backend on an Ampere or newer GPU: a speed choice that "
                             "gives up the bit-exact GPU runs)", choices=PRECISION_CHOICES)
+    max_memory: Optional[float] = option(None, SPEED, "memory in MB the run may use (host RAM on the CPU, the "
+                                         "GPU's on a GPU); a canvas that needs more is evaluated in tiles that fit "
+                                         "(same result; README, Print size) (default: what is free)", type=float)
     threads: Optional[int] = option(None, SPEED, "CPU threads for the framework (default: every CPU this process "
                                     "may use)", type=int)
     model_dir: str = option(os.path.join(PROJECT_DIR, "model"), SPEED, "folder holding <model>.params (default "
@@ -289,7 +292,7 @@ class Options:
 NUMBER_RANGES = (("stop_eps", 0, True), ("content_weight", 0, True), ("style_weight", 0, True),
                  ("tv_weight", 0, True), ("lr", 0, False), ("remove_noise", 0, True), ("max_num_epochs", 1, True),
                  ("max_long_edge", 1, True), ("save_epochs", 0, True), ("seed", 0, True), ("threads", 1, True),
-                 ("border", 0, True), ("style_scale", 0, False), ("init_noise", 0, True))
+                 ("border", 0, True), ("style_scale", 0, False), ("init_noise", 0, True), ("max_memory", 0, False))
 
 
 def positive_whole_numbers(name, values):

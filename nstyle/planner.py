@@ -6,15 +6,16 @@ every choice made for the user with one line saying why (Plan.notes), and the Ru
 import hashlib
 import math
 import os
+import dataclasses
 from dataclasses import dataclass
 
-from nstyle import checkpoint, imageio, memory, settings as defaults, sizes
+from nstyle import checkpoint, imageio, memory, settings as defaults, sizes, tiles
 from nstyle.algorithm import DEFAULT_CONTENT_LAYERS
 from nstyle.backends import gpu_count, use_cpu_threads
 from nstyle.canvas import canvas_size, style_long_edge
 from nstyle.gpus import compute_capability, missing_gpu_code, use_pci_device_order
 from nstyle.options import MAX_LONG_EDGE, OptionError
-from nstyle.vgg import MIN_IMAGE_SIDE, available_model, relu_names
+from nstyle.vgg import MIN_IMAGE_SIDE, available_model, layer_plan, relu_names
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,60 @@ def check_style_sizes(names, style_rgbs, style_scale, long_edge):
                                          f"use a {{style_scale}} that keeps them within {MAX_LONG_EDGE} px")
 
 
+# The float32 L-BFGS of tiled scales keeps this many pairs at most: the output's scale runs 6 evaluations by
+# default, which use at most 5 (one pair per accepted step after the first), so 5 loses nothing there.
+TILED_LBFGS_HISTORY = 3
+
+
+def memory_budget_mb(options, device, backend_name):
+    """What the run may use, MiB: the free memory (memory.available_memory_mb), capped by max_memory; None when
+    neither is known."""
+    available = memory.available_memory_mb(device, backend_name)
+    if options.max_memory is None:
+        return available
+    return float(options.max_memory) if available is None else min(float(options.max_memory), available)
+
+
+def largest_tile(settings, canvas_shape, budget_mb, history):
+    """(inner tile edge, its predicted peak MiB): the largest multiple of the network's stride up to
+    memory.MAX_TILE_EDGE whose grid has more than one tile and whose largest tile fits budget_mb with the canvas's
+    own arrays; (None, None) when none does (a canvas a few tiles across gains nothing: its tiles are the canvas)."""
+    height, width = canvas_shape[2:]
+    stride, halo = tiles.network_halo(layer_plan(settings.model), tiles.style_settings_layers(settings.style))
+    for tile in range(memory.MAX_TILE_EDGE - memory.MAX_TILE_EDGE % stride, stride - 1, -stride):
+        grid = tiles.tile_grid(height, width, tile, halo, stride)
+        if len(grid) == 1:
+            continue
+        extent = max(piece.shape[0] * piece.shape[1] for piece in grid)
+        peak = memory.tiled_peak_mb(settings.backend, settings.device, settings.model, height * width, extent,
+                                    history)
+        if peak is None:
+            return None, None
+        if peak <= budget_mb:
+            return tile, peak
+    return None, None
+
+
+def choose_tiles(settings, canvas_shape, budget_mb):
+    """(settings with tile_size and lbfgs_history set, the line to report) when the last canvas does not fit whole
+    in budget_mb by the memory model and tiles do; else (settings, None), and memory.check_fits judges the whole
+    canvas as before (a warning, or a refusal with the size that fits)."""
+    height, width = canvas_shape[2:]
+    whole = memory.predicted_peak_mb(settings.backend, settings.device, settings.model, height, width)
+    if whole is None or budget_mb is None or whole <= budget_mb:
+        return settings, None
+    history = min(TILED_LBFGS_HISTORY, max(1, settings.scales[-1].epochs - 1))
+    tile, peak = largest_tile(settings, canvas_shape, budget_mb, history)
+    if tile is None:
+        return settings, None
+    stride, halo = tiles.network_halo(layer_plan(settings.model), tiles.style_settings_layers(settings.style))
+    down, across = tiles.grid_shape(height, width, tile, halo, stride)
+    note = (f"tiles: {down}x{across} of about {tile} px (+{halo} px halo) at {width}x{height} px: the whole canvas "
+            f"needs about {whole:,.0f} MB, {budget_mb:,.0f} MB is allowed; tiled about {peak:,.0f} MB "
+            f"(L-BFGS in float32, history {history})")
+    return dataclasses.replace(settings, tile_size=tile, lbfgs_history=history), note
+
+
 def image_identity(image, name):
     """What a checkpoint records of an input: the file's absolute path, else a hash of its pixels."""
     if name is not None:
@@ -215,6 +270,19 @@ def plan(options, content_rgb, style_rgbs, model_name, model_note=None, names=(N
         check_style_sizes([name or f"#{index + 1}" for index, name in enumerate(style_names)], style_rgbs,
                           settings.style_scale, scale.long_edge)
     canvas_shape = (1, 3) + canvas_size(*content_rgb.shape[:2], settings.long_edge, settings.border)
+    size_flag = "--max-long-edge" if options.output_size is None else "--output-size"
+    budget = memory_budget_mb(options, device, backend_name)
+    settings, tile_note = choose_tiles(settings, canvas_shape, budget)
+    if settings.tile_size and options.backend == "auto" and backend_name == "mxnet":
+        # Tiles on PyTorch: one MXNet binding of an 896 x 896 px tile peaked at 3.6 GB, PyTorch's at 2.0 GB
+        # (bench/NOTES.md, issue 21), and MXNet kept more after each new shape.
+        backend_name = "torch"
+        use_cpu_threads(backend_name, threads)
+        precision, precision_note = choose_precision(options.precision, backend_name, device)
+        settings, tile_note = choose_tiles(dataclasses.replace(settings, backend=backend_name, precision=precision,
+                                                               tile_size=None), canvas_shape, budget)
+        backend_note = ("backend: torch (auto: the canvas is evaluated in tiles, where a PyTorch tile takes about "
+                        "half an MXNet binding's memory; --backend mxnet for MXNet)")
     output_shape = (1, 3) + imageio.long_edge_size(*content_rgb.shape[:2], settings.long_edge)
     decisive = decisive_settings(image_identity(content_rgb, content_name),
                                  [image_identity(image, name) for image, name in zip(style_rgbs, style_names)],
@@ -223,12 +291,12 @@ def plan(options, content_rgb, style_rgbs, model_name, model_note=None, names=(N
         scale = settings.scales[min(saved.scale, len(settings.scales) - 1)]
         checkpoint.check_resumable(saved, decisive, scale.epochs,
                                    (1, 3) + canvas_size(*content_rgb.shape[:2], scale.long_edge, settings.border))
-    size_flag = "--max-long-edge" if options.output_size is None else "--output-size"
     warnings = sizes.enlargement_warnings(content_name or "the content image", content_rgb.shape[:2],
                                           [name or f"#{index + 1}" for index, name in enumerate(style_names)],
                                           [rgb.shape[:2] for rgb in style_rgbs], settings.scales[-1].long_edge,
                                           settings.style_scale, size_flag)
-    notes = tuple(note for note in (model_note, device_note, backend_note, precision_note) if note) + tuple(warnings)
+    notes = tuple(note for note in (model_note, device_note, backend_note, precision_note, tile_note) if note) + \
+        tuple(warnings)
     return Plan(model_name, backend_name, device, precision, optimizer, threads, settings,
                 options.remove_noise_strength(optimizer), output_shape, canvas_shape, decisive, notes,
                 "max_long_edge" if options.output_size is None else "output_size")

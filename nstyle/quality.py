@@ -17,6 +17,10 @@ detail_ratio ≤ BAR_DETAIL_RATIO, the second judge (StyleJudge, another network
   period-2 pattern doubled by upsampling). The grey picture minus its 2 px Gaussian blur, averaged down the
   columns (and along the rows); in that profile's power spectrum, the power at the period's frequency over the
   median power of the frequencies around it; the larger of the two directions. Photos score about 1–4.
+- seam (issue 21), for a picture painted in tiles: per tile boundary and 64 px piece of it, the median absolute
+  step between the two lines either side over the median of the same at the SEAM_NEIGHBOURS lines on each side
+  (seam_strength: the mean over boundaries against the mean over all other lines; nstyle.tiles.picture_boundaries
+  gives the boundaries). About 1 without a seam.
 - border_stripe (issue 10), on the picture as it is: per side, the largest channel difference (0–255) between
   the mean colour of the outer 2 rows (or columns) and that of rows 3–6 just inside; the worst side counts.
   Photos and paintings score ≤ 4 at full size (≈ 8 downscaled to 256 px); a result ≤ BAR_BORDER_STRIPE.
@@ -96,6 +100,57 @@ def _profile_peak(profile, period):
     peak = power[centre - 1:centre + 2].max()  # the period's frequency falls between bins when length % period
     around = np.r_[power[centre - 1 - GRID_NEIGHBOURS:centre - 1], power[centre + 2:centre + 2 + GRID_NEIGHBOURS]]
     return float(peak / max(np.median(around), 1e-12))
+
+
+SEAM_NEIGHBOURS = 16  # lines each side of a tile boundary whose steps set what is usual there
+SEAM_SEGMENT = 64  # px along a boundary per piece: a seam may run along one tile's side only
+# skimage's photos cut every 128 px at three offsets: 0.93-1.22, the rocket's straight edges on the cuts 1.63; a
+# checkerboard of tiles 3 grey levels apart: 1.4-4.5. Read a result beside its photo at the same boundaries.
+BAR_SEAM = 1.3
+
+
+def line_steps(rgb, axis, segment=SEAM_SEGMENT):
+    """(lines − 1, pieces): per pair of neighbouring lines along axis (0: rows r − 1 and r; 1: columns) and per
+    piece of segment px along them, the median over the piece of the channel-mean absolute difference (0-255).
+    The median, not the mean: a photo's edges cross a line at a few points, a seam runs along it."""
+    planes = np.asarray(rgb, dtype=np.float32)
+    steps = np.abs(np.diff(planes, axis=axis)).mean(axis=2)
+    if axis == 1:
+        steps = steps.T
+    pieces = max(1, steps.shape[1] // segment)
+    return np.stack([np.median(piece, axis=1) for piece in np.array_split(steps, pieces, axis=1)], axis=1)
+
+
+def line_contrast(rgb, axis):
+    """(lines − 1, pieces): each line_steps entry over the median of the same entry at the SEAM_NEIGHBOURS lines on
+    each side (a median filter across lines): about 1 where a step is usual for its neighbourhood."""
+    import scipy.ndimage
+    steps = line_steps(rgb, axis)
+    around = scipy.ndimage.median_filter(steps, size=(2 * SEAM_NEIGHBOURS + 1, 1), mode="reflect")
+    return steps / np.maximum(around, 0.5)  # 0.5 grey levels: flat sky must not divide by nothing
+
+
+def seam_strength(rgb, rows=(), columns=()):
+    """The seam figure of an HxWx3 picture painted in tiles whose inner regions meet at rows and columns (a
+    boundary at p lies between lines p − 1 and p): the mean line_contrast across the boundaries over the mean
+    line_contrast across every other line (those within 2 px of a boundary left out). About 1 when the boundaries
+    are like any other line; a seam (tiles that disagree in colour or texture) raises it. 0 without boundaries."""
+    at_boundaries, elsewhere = [], []
+    for axis, positions in ((0, rows), (1, columns)):
+        if not positions:
+            continue
+        contrast = line_contrast(rgb, axis)
+        lines = np.arange(len(contrast))
+        near = np.zeros(len(contrast), bool)
+        for position in positions:
+            if not 0 < position <= len(contrast):
+                raise ValueError(f"boundary {position} is outside the picture")
+            near |= np.abs(lines - (position - 1)) <= 2
+        at_boundaries.append(contrast[[position - 1 for position in positions]].ravel())
+        elsewhere.append(contrast[~near].ravel())
+    if not at_boundaries:
+        return 0.0
+    return float(np.concatenate(at_boundaries).mean() / np.concatenate(elsewhere).mean())
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,9 @@ class RunSettings:
     preserve_colors: Optional[str] = None  # None, "after" (at save time: imageio.keep_content_colors) or "before"
     init_noise: float = 0.0  # R: the start is (1 − R) × init + R × the noise start
     border: float = 0.0  # reflected border optimised around the picture, × the long edge per side, then cut off
+    tile_size: Optional[int] = None  # a canvas that needs more than one tile of this inner edge (px) is evaluated
+    # tile by tile (nstyle.tiles), the same objective within float tolerance; None: every canvas whole
+    lbfgs_history: int = 5  # history of the float32 L-BFGS of tiled scales (optimizers.run_lbfgs_float32)
 
     @property
     def long_edge(self):

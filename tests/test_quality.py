@@ -327,3 +327,35 @@ def test_border_stripe_window_is_two_outer_rows_against_the_four_inside():
     assert quality.border_stripes(rgb) == pytest.approx(expected)
     assert len(set(np.round(list(expected.values()), 6))) == 4  # four different sides
     assert quality.border_stripe(rgb) == max(expected.values())
+
+
+def test_seam_measure_finds_a_deliberate_seam_and_not_the_cuts_of_an_unseamed_picture():
+    import skimage.data
+    from nstyle.quality import BAR_SEAM, seam_strength
+    for name in ("astronaut", "coffee", "chelsea"):
+        rgb = getattr(skimage.data, name)()
+        rows, columns = tuple(range(128, rgb.shape[0], 128)), tuple(range(128, rgb.shape[1], 128))
+        clean = seam_strength(rgb, rows, columns)
+        assert 0.85 < clean < BAR_SEAM, name
+        seamed = rgb.astype(np.int16)
+        for top in range(0, rgb.shape[0], 128):
+            for left in range(0, rgb.shape[1], 128):
+                if (top + left) // 128 % 2:
+                    seamed[top:top + 128, left:left + 128] += 3  # tiles 3 grey levels apart: a faint seam
+        seamed = np.clip(seamed, 0, 255).astype(np.uint8)
+        assert seam_strength(seamed, rows, columns) > max(BAR_SEAM, 1.25 * clean), name
+    assert seam_strength(rgb) == 0.0
+    with pytest.raises(ValueError, match="outside"):
+        seam_strength(rgb, rows=(rgb.shape[0] + 5,))
+
+
+def test_picture_boundaries_are_the_tiles_inner_cuts_without_the_border():
+    from nstyle import tiles
+    from nstyle.algorithm import StyleSettings
+    from nstyle.vgg import layer_plan
+    style = StyleSettings(content_weight=1.0, style_weight=1.0, tv_weight=0.0, lr=1.0)
+    plan = layer_plan("vgg16")
+    rows, columns = tiles.picture_boundaries((1, 3, 200, 300), 96, 10, plan, style)
+    # 200 px down: 3 inner regions of 80 px (multiples of the stride 16); 300 across: 4 of 80, the last 60.
+    assert rows == (80 - 10, 160 - 10) and columns == (80 - 10, 160 - 10, 240 - 10)
+    assert tiles.picture_boundaries((1, 3, 200, 300), None, 10, plan, style) == ((), ())

@@ -30,6 +30,23 @@ def create_backend(name, weights, content, style, settings, device, initial_imag
     return backend_class(name)(weights, content, style, settings, device, initial_image, precision=precision)
 
 
+# The TileNetwork of each backend (nstyle.tiles): the VGG stack on one tile, for canvases evaluated tile by tile.
+TILE_NETWORKS = {"mxnet": ("nstyle.backends.mxnet_backend", "MXNetTileNetwork"),
+                 "torch": ("nstyle.backends.torch_backend", "TorchTileNetwork"),
+                 "torch-tuned": ("nstyle.backends.torch_backend", "TorchTileNetwork")}
+
+
+def create_tiled_backend(name, weights, content, style, settings, device, initial_image, tile, precision="float32",
+                         lbfgs_history=None):
+    """A tiles.TiledBackend on the named framework: the canvas evaluated in tiles of about tile × tile px."""
+    from nstyle.tiles import TiledBackend
+    module_name, class_name = TILE_NETWORKS[name]
+    layers = [layer for layer, _ in settings.style_layers + settings.content_layers]
+    network = getattr(importlib.import_module(module_name), class_name)(weights, list(dict.fromkeys(layers)),
+                                                                          device, precision=precision)
+    return TiledBackend(network, weights.plan(), content, style, settings, initial_image, tile, lbfgs_history)
+
+
 def gpu_count(name):
     """GPUs the named framework can use here (0 for a CPU-only build)."""
     return backend_class(name).gpu_count()

@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 from nstyle import algorithm  # noqa: E402
 from nstyle.backends.base import Backend, TargetSource, feature_positions, parse_device, style_list  # noqa: E402
 from nstyle.errors import RuntimeFailure  # noqa: E402
+from nstyle.tiles import TileNetwork  # noqa: E402
 from nstyle.vgg import Conv  # noqa: E402
 
 
@@ -293,3 +294,53 @@ class MXNetBackend(Backend):
         if "adam_mean" in state:
             self.adam_mean[:] = state["adam_mean"]
             self.adam_variance[:] = state["adam_variance"]
+
+
+class MXNetTileNetwork(TileNetwork):
+    """nstyle.tiles.TileNetwork on MXNet's symbolic API: one executor, bound for the shape of the tiles at hand
+    and bound afresh when the shape changes (tiles.TiledCanvas visits them grouped by shape: a grid has at most 9
+    shapes). Executor.reshape was measured to keep about 500 MB more per shape at 896 × 896 px instead of sharing
+    the first binding's memory (bench/NOTES.md), so only one binding lives at a time."""
+
+    def __init__(self, weights, layers, device, precision="float32"):
+        self.context = mxnet_context(device)
+        self.layers = list(layers)
+        features = feature_symbols(weights.plan(), mx.sym.Variable("data"))
+        # The losses' side (Gram products, differences) is on the host in float32: the outputs are cast back.
+        self.symbol = mx.sym.Group([mx.sym.Cast(symbol, dtype="float32") for symbol in
+                                    in_precision(mx.sym.Group([features[name] for name in self.layers]),
+                                                 precision)])
+        self.weights = {key: mx.nd.array(value, self.context) for key, value in weights.arrays.items()}
+        self.executor, self.shape = None, None
+
+    def reserve(self, shape):
+        """Nothing to prepare: each shape is bound when its tiles come."""
+
+    def _bind(self, shape):
+        if shape == self.shape:
+            return
+        self.executor = None  # freed before the next binding allocates
+        self.executor = self.symbol.bind(self.context, dict(self.weights, data=mx.nd.zeros(shape, self.context)),
+                                         args_grad={"data": mx.nd.zeros(shape, self.context)},
+                                         grad_req={name: ("write" if name == "data" else "null")
+                                                   for name in self.symbol.list_arguments()})
+        self.shape = shape
+
+    def forward(self, tile, for_backward=False):
+        self._bind(tuple(tile.shape))
+        self.executor.arg_dict["data"][:] = tile
+        outputs = self.executor.forward(is_train=for_backward)
+        return {name: output.asnumpy()[0] for name, output in zip(self.layers, outputs)}
+
+    def backward(self, gradients):
+        self.executor.backward([mx.nd.array(gradients[name][None], self.context) for name in self.layers])
+        return self.executor.grad_dict["data"].asnumpy()
+
+    def zeros_like(self, array):
+        return np.zeros_like(array)
+
+    def to_numpy(self, array):
+        return np.asarray(array)
+
+    def as_array(self, array):
+        return array

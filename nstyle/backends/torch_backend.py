@@ -7,6 +7,7 @@ the image needs a gradient; the VGG weights are constant tensors.
 """
 import os
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.optim.adam import adam as torch_adam
@@ -15,6 +16,7 @@ from nstyle import algorithm
 from nstyle.backends import PRECISIONS
 from nstyle.backends.base import Backend, TargetSource, feature_positions, parse_device, style_list
 from nstyle.errors import RuntimeFailure
+from nstyle.tiles import TileNetwork
 from nstyle.vgg import CONTENT_LAYER, STYLE_LAYERS, Conv
 
 
@@ -314,3 +316,44 @@ class TorchTunedBackend(TorchBackend):
 
     def _losses(self, image):
         return self._compiled_losses(image)
+
+
+class TorchTileNetwork(TileNetwork):
+    """nstyle.tiles.TileNetwork in eager PyTorch: the features of one tile, and their backward."""
+
+    def __init__(self, weights, layers, device, precision="float32"):
+        self.device = torch_device(device)
+        if self.device.type == "cuda":
+            pin_gpu_numerics(precision)
+        self.precision = precision
+        self.names = list(layers)
+        self.layers, self.layer_names = vgg_layers(weights, self.device, self.names)
+        self.input, self.found = None, None
+
+    def reserve(self, shape):
+        """Nothing to prepare: eager PyTorch allocates per tile."""
+
+    def forward(self, tile, for_backward=False):
+        self.input = torch.tensor(tile, dtype=torch.float32, device=self.device).requires_grad_(for_backward)
+        with torch.set_grad_enabled(for_backward), torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                                                   enabled=self.precision == "bfloat16"):
+            found = vgg_features(self.layers, self.layer_names, self.input)
+        self.found = {name: found[name].float()[0] for name in self.names}
+        # The loss side works on detached copies; the graph stays with self.found for backward.
+        return {name: feature.detach() for name, feature in self.found.items()}
+
+    def backward(self, gradients):
+        names = [name for name in self.names if name in gradients]
+        (gradient,) = torch.autograd.grad([self.found[name] for name in names], self.input,
+                                          [gradients[name] for name in names])
+        self.input, self.found = None, None
+        return gradient.cpu().numpy()
+
+    def zeros_like(self, array):
+        return torch.zeros_like(array)
+
+    def to_numpy(self, array):
+        return array.cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+
+    def as_array(self, array):
+        return torch.as_tensor(array, dtype=torch.float32, device=self.device)

@@ -1,0 +1,166 @@
+"""Tiled evaluation (issue 21): the geometry, tiled == whole-canvas loss and gradient on both backends, the float32
+L-BFGS, the planner's tile choice, and a tiled run through the engine."""
+import numpy as np
+import pytest
+
+from nstyle import memory, optimizers, planner, settings, tiles
+from nstyle.algorithm import StyleSettings
+from nstyle.backends import create_backend, create_tiled_backend
+from nstyle.engine import stylize
+from nstyle.errors import RuntimeFailure
+from nstyle.options import OptionError, Options
+from nstyle.vgg import layer_plan
+from tests.conftest import smooth_image
+
+BACKENDS = ["mxnet", "torch"]
+STYLE = StyleSettings(content_weight=1.0, style_weight=10.0, tv_weight=1e-3, lr=1.0)
+
+
+def test_vgg16_reach_at_relu5_1_is_58_px_and_the_halo_64():
+    plan = layer_plan("vgg16")
+    assert tiles.receptive_reach(plan, "relu5_1") == (16, 58)
+    assert tiles.receptive_reach(plan, "relu4_2") == (8, 34)
+    assert tiles.network_halo(plan, ["relu1_1", "relu5_1", "relu4_2"]) == (16, 64)
+    assert tiles.network_halo(plan, ["relu1_1", "relu2_1"]) == (2, 4)  # reach 3 at stride 2: rounded up
+    assert tiles.layer_strides(plan)["relu3_1"] == 4
+
+
+@pytest.mark.parametrize("length, tile", [(230, 64), (150, 64), (17, 64), (1000, 300), (320, 80)])
+def test_inner_regions_partition_the_axis_at_stride_multiples(length, tile):
+    spans = tiles.axis_spans(length, tile, 64, 16)
+    assert spans[0].inner_start == 0 and spans[-1].inner_stop == length
+    for span, after in zip(spans, spans[1:]):
+        assert span.inner_stop == after.inner_start
+    for span in spans:
+        assert span.start % 16 == 0 and span.inner_start % 16 == 0  # poolings see the canvas's windows
+        assert span.start == max(0, span.inner_start - 64) and span.stop == min(length, span.inner_stop + 64)
+    # Every feature position at every stride is in exactly one inner region.
+    for stride in (1, 2, 4, 8, 16):
+        covered = [index for span in spans for index in range(*[span.start // stride + end
+                                                                  for end in span.feature_inner(stride, length)])]
+        assert covered == list(range(length // stride))
+
+
+def problem(height, width):
+    content = smooth_image(height, width, 1)
+    return content, smooth_image(height + 10, width - 7, 2), content + 0.3 * smooth_image(height, width, 3)
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize("height, width, tile", [(150, 230, 64), (96, 96, 48), (200, 120, 80)])
+def test_tiled_objective_and_gradient_equal_the_whole_canvas(backend_name, tiny_weights, height, width, tile):
+    content, style, image = problem(height, width)
+    whole = create_backend(backend_name, tiny_weights, content, style, STYLE, "cpu", image)
+    tiled = create_tiled_backend(backend_name, tiny_weights, content, style, STYLE, "cpu", image, tile)
+    assert len(tiled.canvas.tiles) > 1
+    loss, gradient = whole.objective(image)
+    tiled_loss, tiled_gradient = tiled.objective(image)
+    assert tiled_loss == pytest.approx(loss, rel=1e-5)
+    assert np.abs(tiled_gradient - gradient).max() <= 1e-5 * np.abs(gradient).max()
+    losses, raw = whole.losses_and_gradient(image)
+    tiled_losses, tiled_raw = tiled.losses_and_gradient(image)
+    for kind in ("style", "content"):
+        np.testing.assert_allclose(tiled_losses[kind], losses[kind], rtol=1e-5)
+    assert np.abs(tiled_raw - raw).max() <= 1e-5 * np.abs(raw).max()
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_a_halo_short_of_the_receptive_field_is_not_exact(backend_name, tiny_weights, monkeypatch):
+    """The exactness test above can fail: with a 16 px halo (reach 58) the tiles' zero padding shows."""
+    content, style, image = problem(150, 230)
+    _, gradient = create_backend(backend_name, tiny_weights, content, style, STYLE, "cpu", image).objective(image)
+    monkeypatch.setattr(tiles, "network_halo", lambda plan, layers: (16, 16))
+    short = create_tiled_backend(backend_name, tiny_weights, content, style, STYLE, "cpu", image, 64)
+    _, short_gradient = short.objective(image)
+    assert np.abs(short_gradient - gradient).max() > 1e-3 * np.abs(gradient).max()
+
+
+def test_tiled_backend_steps_like_the_whole_canvas(tiny_weights):
+    """NAG's and Adam's updates on the tiled backend (numpy references) follow the MXNet backend's operators."""
+    content, style, image = problem(96, 112)
+    nag = settings.run_settings("vgg16", "nag").style
+    whole = create_backend("mxnet", tiny_weights, content, style, nag, "cpu", image)
+    tiled = create_tiled_backend("mxnet", tiny_weights, content, style, nag, "cpu", image, 48)
+    for _ in range(3):
+        assert tiled.step() == pytest.approx(whole.step(), rel=1e-3)
+    np.testing.assert_allclose(tiled.image(), whole.image(), atol=1e-4)
+    np.testing.assert_allclose(tiled.tv_gradient(image), whole.tv_gradient(image), atol=1e-5)
+
+
+class Quadratic:
+    """A backend-shaped quadratic ½ Σ aᵢ (xᵢ − bᵢ)², minimum at b: what L-BFGS must find."""
+
+    def __init__(self, shape, seed):
+        rng = np.random.default_rng(seed)
+        self.scales = rng.uniform(0.5, 5.0, shape).astype(np.float32)
+        self.target = rng.normal(0, 30, shape).astype(np.float32)
+        self.current = np.zeros(shape, np.float32)
+
+    def image(self):
+        return self.current.copy()
+
+    def set_image(self, image):
+        self.current = np.array(image, np.float32)
+
+    def objective(self, image):
+        difference = image - self.target
+        return float(0.5 * np.sum(self.scales * difference * difference, dtype=np.float64)), self.scales * difference
+
+
+def test_float32_lbfgs_minimises_a_quadratic_within_its_budget_and_keeps_the_best():
+    problem_ = Quadratic((1, 3, 20, 30), seed=3)
+    start_loss = problem_.objective(problem_.image())[0]
+    changes = []
+    optimizers.run_lbfgs_float32(problem_, 40, lambda change: changes.append(change) and False, None, history=5)
+    assert len(changes) == 40 and changes[0] is None
+    final = problem_.objective(problem_.image())[0]
+    assert final < 1e-4 * start_loss
+
+
+def test_a_backend_with_a_history_gets_the_float32_lbfgs(monkeypatch):
+    called = []
+    monkeypatch.setattr(optimizers, "run_lbfgs_float32", lambda *args: called.append(args[-1]))
+    backend = Quadratic((1, 3, 4, 4), seed=1)
+    backend.lbfgs_history = 3
+    optimizers.run("lbfgs", backend, 2, lambda change: False, None)
+    assert called == [3]
+
+
+def test_planner_tiles_when_the_canvas_does_not_fit_and_leaves_the_refusal_to_the_check_when_no_tile_does():
+    chosen = settings.run_settings("vgg16", "lbfgs", 512, output_edge=4096, backend="mxnet")
+    shape = (1, 3, 3141, 4506)
+    same, note = planner.choose_tiles(chosen, shape, 60000)
+    assert same.tile_size is None and note is None  # fits whole in 60 GB
+    tiled, note = planner.choose_tiles(chosen, shape, 7000)
+    assert tiled.tile_size is not None and tiled.tile_size % 16 == 0 and "tiles:" in note
+    assert tiled.lbfgs_history == planner.TILED_LBFGS_HISTORY
+    peak = memory.tiled_peak_mb("mxnet", "cpu", "vgg16", 3141 * 4506, (tiled.tile_size + 128) ** 2,
+                                tiled.lbfgs_history)
+    assert peak <= 7000
+    smaller, _ = planner.choose_tiles(chosen, shape, 5000)
+    assert smaller.tile_size < tiled.tile_size
+    untiled, note = planner.choose_tiles(chosen, shape, 1000)  # not even 16 px tiles fit
+    assert untiled.tile_size is None and note is None
+    with pytest.raises(RuntimeFailure, match="not enough memory at 4506x3141 px"):
+        memory.check_fits("mxnet", "cpu", "vgg16", shape[2:], 4096, 1000)
+
+
+def test_max_memory_must_be_positive():
+    with pytest.raises(OptionError, match="max_memory"):
+        Options(max_memory=0).validate()
+    Options(max_memory=3000).validate()
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_a_tiled_nag_run_is_the_whole_canvas_run(backend_name, tiny_weights, pictures):
+    from nstyle import imageio
+    content, style = (imageio.load_image(path) for path in pictures)  # 30x40
+
+    def run(tile):
+        chosen = settings.run_settings("vgg16", "nag", 96, scales=[48, 96], scale_epochs=[2, 3], border=0.05,
+                                       backend=backend_name, tile_size=tile)
+        return stylize(content, style, tiny_weights, chosen, keep_weights=True)
+
+    whole, tiled = run(None), run(32)
+    assert tiles.needs_tiles((1, 3, 82, 106), 32, layer_plan("vgg16"), STYLE)
+    np.testing.assert_allclose(tiled.image, whole.image, atol=1e-3)
