@@ -160,7 +160,8 @@ def run_settings(model, optimizer="lbfgs", long_edge=512, scales: Optional[list]
     return RunSettings(
         model=model, optimizer=optimizer,
         style=StyleSettings(content_weight=content, style_weight=style, tv_weight=tv,
-                            lr=default_lr(optimizer) if lr is None else lr, style_layers=tuple(style_layers or default_style_layers(optimizer)),
+                            lr=default_lr(optimizer) if lr is None else lr,
+                            style_layers=tuple(style_layers or default_style_layers(optimizer)),
                             content_layers=tuple(content_layers),
                             style_blend=blend_weights(style_blend_weights, style_count)),
         init=default_init(optimizer) if init is None else init,
