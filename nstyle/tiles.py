@@ -318,6 +318,7 @@ class TiledBackend(Backend):
         self.settings = settings
         self.lbfgs_history = lbfgs_history  # optimizers.run: the float32 L-BFGS with this history
         self.network = network
+        self.plan = plan
         self.strides = layer_strides(plan)
         self.style_names = [name for name, _ in settings.style_layers]
         self.content_names = [name for name, _ in settings.content_layers]
@@ -350,6 +351,15 @@ class TiledBackend(Backend):
         self.momentum = self.adam_mean = self.adam_variance = None
         self.updates = 0
 
+
+    def retarget(self, content, style, settings, initial_image):
+        """base.Backend.retarget: the same tile network (its weights bound once) for another problem of this canvas
+        and these layers; targets, loss weights and state are made afresh, as a new TiledBackend's."""
+        if tuple(content.shape) != tuple(self.image_array.shape) or \
+                [name for name, _ in settings.style_layers] != self.style_names or \
+                [name for name, _ in settings.content_layers] != self.content_names:
+            raise ValueError("retarget needs the same canvas shape and layers")
+        self.__init__(self.network, self.plan, content, style, settings, initial_image, self.tile, self.lbfgs_history)
     def _positions(self, shape):
         return feature_positions([(1, 1, shape[2] // self.strides[name], shape[3] // self.strides[name])
                                   for name in self.style_names])

@@ -164,3 +164,22 @@ def test_a_tiled_nag_run_is_the_whole_canvas_run(backend_name, tiny_weights, pic
     whole, tiled = run(None), run(32)
     assert tiles.needs_tiles((1, 3, 82, 106), 32, layer_plan("vgg16"), STYLE)
     np.testing.assert_allclose(tiled.image, whole.image, atol=1e-3)
+
+
+def test_a_retargeted_tiled_backend_evaluates_as_a_new_one(tiny_weights):
+    """base.Backend.retarget on a tiled backend: another content, style and weights on the same canvas give the
+    loss and gradient a new tiled backend gives; another canvas is refused."""
+    import dataclasses
+    content, style, image = problem(150, 230)
+    other_content, other_style, other_image = (array[..., ::-1].copy() for array in problem(150, 230))
+    other = dataclasses.replace(STYLE, style_weight=STYLE.style_weight * 3)
+    kept = create_tiled_backend("torch", tiny_weights, content, style, STYLE, "cpu", image, 64)
+    kept.objective(image)
+    kept.retarget(other_content, other_style, other, other_image)
+    fresh = create_tiled_backend("torch", tiny_weights, other_content, other_style, other, "cpu", other_image, 64)
+    loss, gradient = kept.objective(other_image)
+    fresh_loss, fresh_gradient = fresh.objective(other_image)
+    assert loss == fresh_loss and np.array_equal(gradient, fresh_gradient)
+    assert np.array_equal(kept.image(), other_image)
+    with pytest.raises(ValueError):
+        kept.retarget(*problem(96, 96)[:2], STYLE, problem(96, 96)[2])
