@@ -281,22 +281,8 @@ class TiledCanvas:
 
 
 def tv_energy_and_gradient(image):
-    """algorithm.tv_energy and its gradient on the host in float32 (float64 sums): no float64 copy of an 11 MP
-    canvas."""
-    image = np.asarray(image, np.float32)
-    gradient = np.zeros_like(image)
-    energy = 0.0
-    for axis in (2, 3):
-        difference = np.diff(image, axis=axis)
-        energy += float(np.sum(np.square(difference), dtype=np.float64))
-        difference *= 2
-        head = [slice(None)] * 4
-        tail = [slice(None)] * 4
-        head[axis], tail[axis] = slice(1, None), slice(None, -1)
-        gradient[tuple(head)] += difference
-        gradient[tuple(tail)] -= difference
-        del difference
-    return energy, gradient
+    """algorithm.tv_energy and its gradient on the host in float32 (float64 sums)."""
+    return algorithm.tv_energy_and_gradient(image, np.float32)
 
 
 def tv_kernel_gradient(image, tv_weight):
