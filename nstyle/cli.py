@@ -34,10 +34,10 @@ def run(namespace, options):
     return 0
 
 
-def main(argv=None):
+def main(argv=None, prog="run.py"):
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
-        namespace = flags.build_parser().parse_args(argv)
+        namespace = flags.build_parser(prog).parse_args(argv)
         return run(namespace, flags.options_from(namespace))
     except NStyleError as error:
         print(f"error: {flags.flag_message(error)}", file=sys.stderr)
@@ -45,3 +45,8 @@ def main(argv=None):
     except KeyboardInterrupt:  # during the set-up, or a second Ctrl-C during the epochs
         print("interrupted: stopped at once; nothing more was saved", file=sys.stderr)
         return 130
+
+
+def console_main():
+    """The `nstyle` console script (pyproject.toml): run.py's command under its own name in --help and errors."""
+    return main(prog="nstyle")

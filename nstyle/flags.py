@@ -10,8 +10,8 @@ from nstyle.options import ARTICLE, CREATIVE, PAINTING, RUN, SPEED, OptionError,
 
 SECTIONS = (ARTICLE, PAINTING, CREATIVE, SPEED, RUN)
 EXAMPLES = """examples:
-  python run.py --content-image input/IMG_4343.jpg --style-image input/starry_night.jpg --output output/out.jpg
-  python run.py --content-image photo.jpg --style-image a.jpg b.jpg --style-blend-weights 3 1 --preserve-colors \\
+  {command} --content-image input/IMG_4343.jpg --style-image input/starry_night.jpg --output output/out.jpg
+  {command} --content-image photo.jpg --style-image a.jpg b.jpg --style-blend-weights 3 1 --preserve-colors \\
       --max-long-edge 1024 --gpu -1 --output output/blend.png"""
 
 
@@ -52,9 +52,12 @@ def add_option_flags(parser):
     return parser
 
 
-def build_parser():
-    return add_option_flags(Parser(prog="run.py", description="Paint the content image in the style of the style "
-                                   "image (Gatys et al.), as MXNet's neural-style example does.", epilog=EXAMPLES,
+def build_parser(prog="run.py"):
+    """run.py's parser; prog names the command in usage, errors and examples (the `nstyle` console script's own)."""
+    command = "python run.py" if prog == "run.py" else prog
+    return add_option_flags(Parser(prog=prog, description="Paint the content image in the style of the style "
+                                   "image (Gatys et al.), as MXNet's neural-style example does.",
+                                   epilog=EXAMPLES.format(command=command),
                                    formatter_class=argparse.RawDescriptionHelpFormatter))
 
 

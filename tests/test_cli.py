@@ -187,3 +187,15 @@ def test_every_option_is_a_flag_whose_default_is_the_option_s():
     for item in dataclasses.fields(Options):
         expected = item.metadata.get("flag_default", item.default)
         assert parser.get_default(item.name) == expected, item.name
+
+
+def test_the_console_script_names_itself_and_run_py_stays_run_py(capsys):
+    """`nstyle` (pyproject.toml's console script) is run.py's command under its own name: usage, examples and
+    errors say nstyle; run.py's say run.py."""
+    from nstyle import cli, flags
+    console = flags.build_parser("nstyle").format_help()
+    assert console.startswith("usage: nstyle ") and "  nstyle --content-image" in console and "run.py" not in console
+    article = flags.build_parser().format_help()
+    assert article.startswith("usage: run.py ") and "  python run.py --content-image" in article
+    assert cli.main(["--style-imag", "x.jpg"], prog="nstyle") == 2
+    assert "see nstyle --help" in capsys.readouterr().err
