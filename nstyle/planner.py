@@ -152,8 +152,9 @@ def check_style_sizes(names, style_rgbs, style_scale, long_edge):
                                          f"use a {{style_scale}} that keeps them within {MAX_LONG_EDGE} px")
 
 
-# The float32 L-BFGS of tiled scales keeps this many pairs at most: the output's scale runs 6 evaluations by
-# default, which use at most 5 (one pair per accepted step after the first), so 5 loses nothing there.
+# The float32 L-BFGS of tiled scales keeps this many pairs at most. The output's scale runs 6 evaluations by
+# default, which could use 5 pairs; 3 keeps the 4096 px run's peak lower (5,906 MB with 5 pairs, 5,781 MB with 3,
+# bench/NOTES.md), at the cost of curvature the last steps could have used.
 TILED_LBFGS_HISTORY = 3
 
 
