@@ -3,7 +3,9 @@ the way back from parsed flags to Options. run.py (nstyle.cli) and the batch, wh
 read flags with it."""
 import argparse
 import dataclasses
+import difflib
 import re
+import sys
 
 from nstyle.errors import UsageError
 from nstyle.options import ARTICLE, CREATIVE, PAINTING, RUN, SPEED, OptionError, Options
@@ -22,6 +24,17 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+
+    def parse_args(self, args=None, namespace=None):
+        # An unknown flag is named before argparse's "the following arguments are required", which a misspelt
+        # --style-imag would otherwise get. (parse_known_args stays argparse's: the batch passes run.py's flags on.)
+        args = sys.argv[1:] if args is None else list(args)
+        for token in args:
+            name = token.split("=", 1)[0]
+            if name.startswith("--") and len(name) > 2 and name not in self._option_string_actions:
+                close = difflib.get_close_matches(name, list(self._option_string_actions), n=1)
+                self.error(f"unrecognized argument {name}" + (f" (did you mean {close[0]}?)" if close else ""))
+        return super().parse_args(args, namespace)
 
     def error(self, message):
         missing_value = re.match(r"argument (\S+): expected one argument$", message)

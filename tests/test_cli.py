@@ -177,8 +177,12 @@ def test_help_is_grouped_with_examples_and_abbreviations_are_refused(capsys, pic
             "--max-long", "24", "--gpu", "-1", "--output", str(tmp_path / "o.png"), "--quiet"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: unrecognized arguments: --max-long 24") and len(err.splitlines()) == 1
-    assert not (tmp_path / "o.png").exists()
+    assert err.startswith("error: unrecognized argument --max-long (did you mean --max-long-edge?)")
+    assert len(err.splitlines()) == 1 and not (tmp_path / "o.png").exists()
+    # A misspelt required flag is named as such, not reported as the correct flag missing.
+    assert main(["--content-image", str(pictures[0]), "--style-imag", str(pictures[1])]) == 2
+    assert capsys.readouterr().err == ("error: unrecognized argument --style-imag (did you mean --style-image?); "
+                                       "see run.py --help\n")
 
 
 def test_every_option_is_a_flag_whose_default_is_the_option_s():
