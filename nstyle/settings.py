@@ -108,13 +108,18 @@ def default_stop_eps(optimizer):
 def scale_edges(long_edge, optimizer, output_edge=None):
     """NAG: the output's size alone. L-BFGS, Adam: halving from long_edge while the next is ≥ COARSEST_EDGE.
 
-    An output_edge (--output-size) other than long_edge becomes the last scale, after those below it."""
+    An output_edge (--output-size) other than long_edge becomes the last scale, after those below it; above
+    long_edge the scales keep doubling up to it, so that no scale starts from a picture more than twice smaller
+    (512 → 4096 px in one step left the print-size picture soft at 100 %: its strokes were 512 px ones)."""
     edges = [long_edge]
     while optimizer != "nag" and edges[0] // 2 >= COARSEST_EDGE:
         edges.insert(0, edges[0] // 2)
     if output_edge is None or output_edge == long_edge:
         return edges
-    return [edge for edge in edges if edge < output_edge] + [output_edge]
+    edges = [edge for edge in edges if edge < output_edge]
+    while optimizer != "nag" and edges and edges[-1] * 2 < output_edge:
+        edges.append(edges[-1] * 2)
+    return edges + [output_edge]
 
 
 def default_scale_epochs(edges, optimizer, max_epochs):

@@ -210,7 +210,10 @@ def test_output_size_is_the_last_scale_optimised(tmp_path, pictures, tiny_model_
     assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--max-num-epochs", "1",
                     "--output-size", "original") == 0
     assert imageio.load_image(tmp_path / "o.png").shape == (30, 40, 3)  # the content's own size
-    assert settings.scale_edges(512, "lbfgs", 1500) == [128, 256, 512, 1500]
+    assert settings.scale_edges(512, "lbfgs", 1500) == [128, 256, 512, 1024, 1500]
+    assert settings.scale_edges(512, "lbfgs", 1024) == [128, 256, 512, 1024]
+    assert settings.scale_edges(512, "adam", 4096) == [128, 256, 512, 1024, 2048, 4096]  # never more than 2x a step
+    assert settings.scale_edges(512, "nag", 4096) == [512, 4096]  # no doubling steps added to the example's
     assert settings.scale_edges(512, "lbfgs", 300) == [128, 256, 300]
     # The memory check looks at the size optimised last.
     monkeypatch.setitem(memory.MEMORY_MODELS, ("mxnet", "cpu", "vgg16"), memory.MemoryModel(100.0, 1e9))
