@@ -38,6 +38,13 @@ JPEG_QUALITY = 95
 _WIDE_GREY_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
 
 
+def verify_png(path):
+    """Pillow's PNG decoder stops once it has the pixels, so a damaged IDAT chunk can load as wrong pixels: neither
+    its CRC nor zlib's Adler-32 is read. verify() checks every chunk's CRC (raises SyntaxError or OSError)."""
+    with Image.open(path) as again:
+        again.verify()
+
+
 def load_image(path):
     """Read an image file as an HxWx3 uint8 RGB array (EXIF orientation applied, alpha composited on white)."""
     path = os.fspath(path)
@@ -58,6 +65,8 @@ def load_image(path):
                 if width * height > MAX_INPUT_PIXELS:
                     raise UsageError(too_big.format(f"is {width}x{height},"))
                 img.load()  # decode everything now, so that a truncated file fails here
+                if img.format == "PNG":
+                    verify_png(path)
                 return _to_rgb_array(ImageOps.exif_transpose(img))
     except Image.DecompressionBombError:
         raise UsageError(too_big.format("has")) from None

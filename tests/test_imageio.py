@@ -381,3 +381,17 @@ def test_a_damaged_jpeg_is_refused_or_loads_as_a_picture(tmp_path, data):
     path.write_bytes(bytes(damaged))
     picture = load_or_refuse(path)
     assert picture is None or (picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[2] == 3)
+
+
+def test_a_png_damaged_inside_its_pixel_data_is_refused(tmp_path):
+    """The case hypothesis found: two bits flipped inside the IDAT chunk decoded to other pixels, because Pillow
+    reads neither the chunk's CRC nor zlib's checksum when it decodes; load_image verifies the CRCs."""
+    original = _rng_image(12, 9)
+    path = tmp_path / "p.png"
+    Image.fromarray(original).save(path)
+    damaged = bytearray(path.read_bytes())
+    for position in (43, 48):
+        damaged[position] ^= 1
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(UsageError, match="truncated or corrupt"):
+        imageio.load_image(path)
