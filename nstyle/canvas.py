@@ -132,9 +132,24 @@ def finer_start(canvas, previous_content, content, border=0, new_border=0):
     fine scale then draw it from the network's gradient, whose pooling makes a period-4 grid at the output's size
     (issue 18: grid 19.5, with the detail 2.2; bench/NOTES.md). With the photo's detail the fine scale only has to
     restyle it. All mean-subtracted (1, 3, H, W) canvases, borders included: border the previous canvases',
-    new_border this one's (upsample lines the pictures up exactly)."""
-    detail = content - upsample(previous_content, content.shape, border, new_border)
-    return upsample(canvas, content.shape, border, new_border) + detail
+    new_border this one's (upsample lines the pictures up exactly).
+
+    Both are first rid of their period-2 pattern (without_nyquist): the previous scale's gradient leaves one
+    (pool1's), and doubled by the upsampling it became the finer scale's period-4 grid, which that scale's own
+    evaluations then deepened (512 px, 24 evaluations there: grid 7.0 → 2.3; bench/NOTES.md). The photo's detail in
+    that band comes back with the content's term, so nothing of the photo is lost."""
+    detail = content - upsample(without_nyquist(previous_content), content.shape, border, new_border)
+    return upsample(without_nyquist(canvas), content.shape, border, new_border) + detail
+
+
+NYQUIST_KERNEL = np.array([0.25, 0.5, 0.25], np.float32)  # binomial: passes a constant, removes period 2 exactly
+
+
+def without_nyquist(image):
+    """A (1, 3, H, W) canvas smoothed by the [1, 2, 1] / 4 binomial in both directions (edges reflected)."""
+    planes = np.ascontiguousarray(image[0].transpose(1, 2, 0), dtype=np.float32)
+    smoothed = cv2.sepFilter2D(planes, -1, NYQUIST_KERNEL, NYQUIST_KERNEL, borderType=cv2.BORDER_REFLECT_101)
+    return np.ascontiguousarray(smoothed.reshape(planes.shape).transpose(2, 0, 1)[None])
 
 
 def starting_image(init, content, seed, init_rgb=None, border=0, init_noise=0.0):

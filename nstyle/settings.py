@@ -192,6 +192,11 @@ def precision_problem(precision, backend_name, device):
     """Why this backend and device cannot run this precision (one line), or None. tfloat32 is cuDNN's TF32 mode:
     NVIDIA GPUs from Ampere on (compute capability 8), switched through PyTorch; the MXNet backend has no switch
     for it here (README, "GPUs")."""
+    if precision == "bfloat16" and device == "cpu" and backend_name == "mxnet" and not cpu_has_bf16():
+        # MXNet 1.9.1's oneDNN has no bfloat16 convolution without AVX512_BF16: it fails with "could not create a
+        # primitive descriptor iterator" (seen on an AVX2-only EPYC)
+        return ("--precision bfloat16 with --backend mxnet needs a CPU with AVX512_BF16, which this one lacks; use "
+                "--precision float32, or --backend torch (bfloat16 emulated there, slower)")
     if precision != "tfloat32":
         return None
     if device == "cpu" or backend_name == "mxnet":

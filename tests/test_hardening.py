@@ -82,7 +82,7 @@ BAD_INPUT = {
                            "is 12000x10000, more than the limit of 100,000,000 pixels; shrink it first", True),
     "no content flag": ({"--content-image": None}, 2, "the following arguments are required: --content-image; "
                         "see run.py --help", True),
-    "unknown flag": ({"--colour": "red"}, 2, "unrecognized arguments: --colour red", False),
+    "unknown flag": ({"--colour": "red"}, 2, "unrecognized argument --colour", False),
     "size 0": ({"--max-long-edge": "0"}, 2, "--max-long-edge must be ≥ 1, got 0", False),
     "size negative": ({"--max-long-edge": "-24"}, 2, "--max-long-edge must be ≥ 1, got -24", False),
     "size too small for VGG": ({"--max-long-edge": "20"}, 2, "the content image becomes 20x15 px at "
