@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from nstyle import checkpoint, imageio, memory, settings as defaults, sizes, tiles
 from nstyle.algorithm import DEFAULT_CONTENT_LAYERS
 from nstyle.backends import gpu_count, use_cpu_threads
-from nstyle.canvas import canvas_size, style_long_edge
+from nstyle.canvas import canvas_size
 from nstyle.gpus import compute_capability, missing_gpu_code, use_pci_device_order
-from nstyle.options import MAX_LONG_EDGE, OptionError
-from nstyle.vgg import MIN_IMAGE_SIDE, available_model, layer_plan, relu_names
+from nstyle.options import OptionError, flag_name
+from nstyle.vgg import available_model, layer_plan, relu_names
 
 
 @dataclass(frozen=True)
@@ -120,36 +120,6 @@ def layer_weights(name, value, model_name, default):
 def check_layers(options, model_name):
     return (layer_weights("style_layers", options.style_layers, model_name, None),  # None: the optimizer's default
             layer_weights("content_layers", options.content_layers, model_name, DEFAULT_CONTENT_LAYERS))
-
-
-def check_image_size(size, long_edge):
-    """OptionError when the content image, (height, width) at long_edge, is too small for VGG."""
-    height, width = size
-    if min(height, width) < MIN_IMAGE_SIDE:
-        raise OptionError("max_long_edge", f"the content image becomes {width}x{height} px at {{max_long_edge}} "
-                                           f"{long_edge}; VGG needs {MIN_IMAGE_SIDE} px on the short side: use "
-                                           f"{{max_long_edge}} "
-                                           f"{memory.smallest_long_edge(min(height, width) / max(height, width))} "
-                                           "or more")
-
-
-def check_style_sizes(names, style_rgbs, style_scale, long_edge):
-    """OptionError when style_scale makes a style image at the scale of long_edge too small for VGG, or larger
-    than the input limit. names: how to call each style image (its path)."""
-    if style_scale is None:
-        return  # stretched to the content's shape, which check_image_size checks
-    edge = style_long_edge(long_edge, style_scale)
-    for name, style_rgb in zip(names, style_rgbs):
-        height, width = imageio.long_edge_size(*style_rgb.shape[:2], edge)
-        if min(height, width) < MIN_IMAGE_SIDE:
-            needed = memory.smallest_long_edge(min(style_rgb.shape[:2]) / max(style_rgb.shape[:2])) / long_edge
-            raise OptionError("style_scale", f"{{style_scale}} {style_scale:g} makes the style image {name} "
-                                             f"{width}x{height} px at the {long_edge} px scale; VGG needs "
-                                             f"{MIN_IMAGE_SIDE} px on the short side: use {{style_scale}} "
-                                             f"{math.ceil(needed * 100) / 100:g} or more")
-    if edge > MAX_LONG_EDGE:
-        raise OptionError("style_scale", f"{{style_scale}} {style_scale:g} makes the style images {edge} px long; "
-                                         f"use a {{style_scale}} that keeps them within {MAX_LONG_EDGE} px")
 
 
 # The float32 L-BFGS of tiled scales keeps this many pairs at most. The output's scale runs 6 evaluations by
@@ -263,15 +233,12 @@ def plan(options, content_rgb, style_rgbs, model_name, model_note=None, names=(N
         style_count=len(style_rgbs), style_blend_weights=options.style_blend_weights, style_layers=style_layers,
         content_layers=content_layers, style_scale=options.style_scale, preserve_colors=options.preserve_colors,
         init_noise=options.init_noise)
-    for scale in settings.scales:  # the coarsest scale decides whether VGG can read the image
-        check_image_size(imageio.long_edge_size(*content_rgb.shape[:2], scale.long_edge), scale.long_edge)
-    content_name, style_names = names
-    style_names = list(style_names) or [None] * len(style_rgbs)
-    for scale in (settings.scales[0], settings.scales[-1]):  # the smallest and the largest style images
-        check_style_sizes([name or f"#{index + 1}" for index, name in enumerate(style_names)], style_rgbs,
-                          settings.style_scale, scale.long_edge)
+    content_name, style_paths = names
+    size_option = "max_long_edge" if options.output_size is None else "output_size"
+    sizes.check_sizes(content_rgb.shape[:2], [rgb.shape[:2] for rgb in style_rgbs],
+                      [scale.long_edge for scale in settings.scales], settings.style_scale, size_option, content_name,
+                      style_paths)
     canvas_shape = (1, 3) + canvas_size(*content_rgb.shape[:2], settings.long_edge, settings.border)
-    size_flag = "--max-long-edge" if options.output_size is None else "--output-size"
     budget = memory_budget_mb(options, device, backend_name)
     settings, tile_note = choose_tiles(settings, canvas_shape, budget)
     if settings.tile_size and options.backend == "auto" and backend_name == "mxnet":
@@ -285,22 +252,22 @@ def plan(options, content_rgb, style_rgbs, model_name, model_note=None, names=(N
         backend_note = ("backend: torch (auto: the canvas is evaluated in tiles, where a PyTorch tile takes about "
                         "half an MXNet binding's memory; --backend mxnet for MXNet)")
     output_shape = (1, 3) + imageio.long_edge_size(*content_rgb.shape[:2], settings.long_edge)
+    style_paths = list(style_paths) or [None] * len(style_rgbs)
     decisive = decisive_settings(image_identity(content_rgb, content_name),
-                                 [image_identity(image, name) for image, name in zip(style_rgbs, style_names)],
+                                 [image_identity(image, name) for image, name in zip(style_rgbs, style_paths)],
                                  model_name, settings, options.max_long_edge)
     if saved is not None:
         scale = settings.scales[min(saved.scale, len(settings.scales) - 1)]
         checkpoint.check_resumable(saved, decisive, scale.epochs,
                                    (1, 3) + canvas_size(*content_rgb.shape[:2], scale.long_edge, settings.border))
-    warnings = sizes.enlargement_warnings(content_name or "the content image", content_rgb.shape[:2],
-                                          [name or f"#{index + 1}" for index, name in enumerate(style_names)],
+    warnings = sizes.enlargement_warnings(content_name, content_rgb.shape[:2], style_paths,
                                           [rgb.shape[:2] for rgb in style_rgbs], settings.scales[-1].long_edge,
-                                          settings.style_scale, size_flag)
+                                          settings.style_scale, flag_name(size_option))
     notes = tuple(note for note in (model_note, device_note, backend_note, precision_note, tile_note) if note) + \
         tuple(warnings)
     return Plan(model_name, backend_name, device, precision, optimizer, threads, settings,
                 options.remove_noise_strength(optimizer), output_shape, canvas_shape, decisive, notes,
-                "max_long_edge" if options.output_size is None else "output_size")
+                size_option)
 
 
 def memory_advice(problem, plan, available_mb):

@@ -452,3 +452,13 @@ def test_shared_machine_is_named_with_the_way_to_rerun():
     spread = dict(idle, max_epoch_s=1.6)
     assert "epochs took 1–1.6 s" in report.shared_machine_note(spread) and "--rounds" in \
         report.shared_machine_note(spread)
+
+
+def test_warm_memory_reports_each_call_and_what_the_pool_keeps(pictures, tiny_model_dir, capsys):
+    from bench import warm_memory
+    warm_memory.main(["--sizes", "24", "--rounds", "2", "--epochs", "1", "--modes", "warm", "--content", pictures[0],
+                      "--style", pictures[1], "--model-dir", str(tiny_model_dir)])
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [row[1] for row in rows] == ["–", "1", "2", "–"], rows
+    assert [row[-1] for row in rows] == ["0 (0/0) |", "1 (1/0) |", "1 (1/1) |", "0 (0/0) |"]  # built once, reused
+    assert all(float(row[4]) > 0 for row in rows)

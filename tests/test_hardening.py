@@ -85,8 +85,8 @@ BAD_INPUT = {
     "unknown flag": ({"--colour": "red"}, 2, "unrecognized argument --colour", False),
     "size 0": ({"--max-long-edge": "0"}, 2, "--max-long-edge must be ≥ 1, got 0", False),
     "size negative": ({"--max-long-edge": "-24"}, 2, "--max-long-edge must be ≥ 1, got -24", False),
-    "size too small for VGG": ({"--max-long-edge": "20"}, 2, "the content image becomes 20x15 px at "
-                               "--max-long-edge 20; VGG needs 16 px on the short side: use --max-long-edge 22 or more",
+    "size too small for VGG": ({"--max-long-edge": "20"}, 2, "the content image {content} becomes 20x15 px at "
+                               "--max-long-edge 20; VGG needs 16 px on the short side: use --max-long-edge 21 or more",
                                False),
     "size absurd": ({"--max-long-edge": "100000"}, 2, "--max-long-edge must be ≤ 10000, got 100000", False),
     "size not a number": ({"--max-long-edge": "big"}, 2, "argument --max-long-edge: invalid int value: 'big'", True),
@@ -171,7 +171,12 @@ BAD_INPUT = {
     "output size not a size": ({"--output-size": "huge"}, 2, "--output-size 'huge': give original or a long edge in "
                                "pixels such as 1024", False),
     "output size zero": ({"--output-size": "0"}, 2, "--output-size must be between 1 and 10000 px, got 0", False),
-    "output size too small for VGG": ({"--output-size": "20"}, 2, "the content image becomes 20x15 px", False),
+    "output size too small for VGG": ({"--output-size": "20"}, 2, "the content image {content} becomes 20x15 px at "
+                                      "--output-size 20; VGG needs 16 px on the short side: use --output-size 21 or "
+                                      "more", False),
+    "a coarse scale too small for VGG": ({"--scales": "12,24"}, 2, "the content image {content} becomes 12x9 px at "
+                                         "the 12 px scale of --scales 12,24; VGG needs 16 px on the short side: give "
+                                         "--scales that start at 21 or more", False),
     "scales that miss the output size": ({"--output-size": "48", "--scales": "12,24"}, 2,
                                          "--scales 12,24: give growing long edges that end at --output-size (48)",
                                          False),
