@@ -11,6 +11,7 @@ from PIL import Image
 import nstyle
 from conftest import smooth_image, tiny_run
 from nstyle import batch, cli, flags, imageio, planner, sizes
+from nstyle.options import MAX_LONG_EDGE
 
 
 def save_picture(path, size, seed=5):
@@ -190,6 +191,19 @@ def test_the_suggested_fix_is_the_smallest_size_that_passes():
     sizes.check_sizes((30, 40), [(50, 35)], [24], 0.96, style_paths=["s.png"])
     with pytest.raises(nstyle.OptionError, match="style image s.png .*use style_scale 0.96 or more"):
         sizes.check_sizes((30, 40), [(50, 35)], [24], 0.9, style_paths=["s.png"])
+
+
+def test_a_picture_too_thin_for_any_allowed_size_is_told_to_crop_not_to_grow():
+    # 10 x 8000 px: VGG would need a long edge of 12,800 px, above the 10,000 px limit on every size option
+    assert sizes.smallest_readable_edge((10, 8000)) > MAX_LONG_EDGE
+    with pytest.raises(nstyle.OptionError, match=r"the content image a.png is 8000x10 px: too thin for VGG at any "
+                                                 r"size up to 10000 px .*crop it to at most 625:1"):
+        sizes.check_sizes((10, 8000), [(50, 35)], [512], None, content_name="a.png")
+    with pytest.raises(nstyle.OptionError, match=r"the style image s.png is 10x8000 px: too thin .*625:1"):
+        sizes.check_sizes((30, 40), [(8000, 10)], [512], 1.0, style_paths=["s.png"])
+    # one a size can still fix keeps its suggestion (20 x 8000 px: 16 px on the short side from 6,200 px, rounded)
+    with pytest.raises(nstyle.OptionError, match="use max_long_edge 6200 or more"):
+        sizes.check_sizes((20, 8000), [(50, 35)], [512], None)
 
 
 def test_warnings_name_the_picture_by_path_else_by_role_or_place():
