@@ -216,9 +216,14 @@ def test_resize_to_averages_when_no_side_grows_and_is_bicubic_otherwise():
     for size in ((12, 10), (6, 20), (6, 10)):  # one side kept, the other shrunk; both shrunk
         expected = cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA)
         np.testing.assert_array_equal(imageio.resize_to(image, size), expected)
-    for size in ((12, 30), (24, 20), (6, 30)):  # one side grows
+    for size in ((12, 30), (24, 20), (6, 30), (16, 10)):  # one side grows
         expected = cv2.resize(image, size[::-1], interpolation=cv2.INTER_CUBIC)
         np.testing.assert_array_equal(imageio.resize_to(image, size), expected)
+    assert imageio.resize_to(image, (3, 1)).shape == (3, 1, 3)  # one pixel wide is a size
+    assert imageio.resize_to(image, (1, 1)).shape == (1, 1, 3)
+    for size in ((0, 5), (5, 0), (-1, 4)):
+        with pytest.raises(ValueError, match="size must be positive"):
+            imageio.resize_to(image, size)
     same = imageio.resize_to(image, (12, 20))
     np.testing.assert_array_equal(same, image)
     assert same is not image  # a copy: the caller may change it
