@@ -304,6 +304,8 @@ def test_the_driver_counts_reports_and_cleans_up_after_each_job(tmp_path, inputs
     from tqdm import tqdm
     out = tmp_path / "out"
     jobs = batch_jobs(inputs, 3)
+    flags = ("--style-weight=3", "--init=my photo.png")
+    jobs[2] = batch.BatchJob(jobs[2].name, jobs[2].content_image, jobs[2].style_image, flags)
     driver = recording_driver(out, jobs)
     driver.bar = tqdm(total=3, file=io.StringIO())  # a bar that is drawn, into a string
     earlier = out / f"{jobs[0].name}.ckpt.npz"  # a checkpoint this run resumed: an ok job has no use for it now
@@ -326,6 +328,7 @@ def test_the_driver_counts_reports_and_cleans_up_after_each_job(tmp_path, inputs
     assert (first["content_image"], first["style_image"], first["output"]) == (
         jobs[0].content_image, jobs[0].style_image, jobs[0].output_file)
     assert pd.isna(first["flags"])  # no flags: an empty cell
+    assert rows.loc[jobs[2].name, "flags"] == "--style-weight=3 '--init=my photo.png'"  # as a shell would take them
 
 
 def test_a_job_whose_picture_and_checkpoint_both_fail_names_both(tmp_path, inputs):
