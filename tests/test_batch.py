@@ -1,5 +1,6 @@
 """Batch stylization and the bench on real Ray, all on this machine: an embedded local Ray and a two-node cluster
 (ray.cluster_utils.Cluster) shared by the tests of this module."""
+import hashlib
 import json
 import os
 import subprocess
@@ -295,3 +296,95 @@ def test_the_manifest_says_ok_only_once_the_picture_is_written(tmp_path, inputs,
     monkeypatch.setattr(imageio, "save_image", save_image)
     driver.record(jobs[0], ok_outcome(1))
     assert seen == [None] and manifest(out).loc[jobs[0].name, "status"] == "ok"
+
+
+def test_the_driver_counts_reports_and_cleans_up_after_each_job(tmp_path, inputs, capsys):
+    import io
+
+    from tqdm import tqdm
+    out = tmp_path / "out"
+    jobs = batch_jobs(inputs, 3)
+    flags = ("--style-weight=3", "--init=my photo.png")
+    jobs[2] = batch.BatchJob(jobs[2].name, jobs[2].content_image, jobs[2].style_image, flags)
+    driver = recording_driver(out, jobs)
+    driver.bar = tqdm(total=3, file=io.StringIO())  # a bar that is drawn, into a string
+    earlier = out / f"{jobs[0].name}.ckpt.npz"  # a checkpoint this run resumed: an ok job has no use for it now
+    earlier.write_bytes(b"old")
+    driver.record(jobs[0], ok_outcome(1))
+    assert not earlier.exists()
+    assert (driver.failed, driver.bar.n, driver.bar.postfix) == (0, 1, "")
+    assert capsys.readouterr().err == ""  # an ok job says nothing
+    kept = out / f"{jobs[1].name}.ckpt.npz"  # a job failing without a picture keeps its earlier checkpoint
+    kept.write_bytes(b"old")
+    driver.record(jobs[1], {"row": dict(status="failed", error="ValueError: bad"), "log": "Traceback: the log\n"})
+    assert kept.read_bytes() == b"old"
+    assert (out / "logs" / f"{jobs[1].name}.log").read_text() == "Traceback: the log\n"
+    assert capsys.readouterr().err == f"{jobs[1].name}: failed: ValueError: bad\n"
+    driver.record(jobs[2], {"row": dict(status="lost", error="RayError: node died")})
+    assert (driver.failed, driver.bar.n, driver.bar.postfix) == (2, 3, "2 failed")
+    rows = manifest(out)
+    assert list(rows["status"]) == ["ok", "failed", "lost"]
+    first = rows.loc[jobs[0].name]
+    assert (first["content_image"], first["style_image"], first["output"]) == (
+        jobs[0].content_image, jobs[0].style_image, jobs[0].output_file)
+    assert pd.isna(first["flags"])  # no flags: an empty cell
+    assert rows.loc[jobs[2].name, "flags"] == "--style-weight=3 '--init=my photo.png'"  # as a shell would take them
+
+
+def test_a_job_whose_picture_and_checkpoint_both_fail_names_both(tmp_path, inputs):
+    out = tmp_path / "out"
+    jobs = batch_jobs(inputs, 1)
+    driver = recording_driver(out, jobs)
+    (out / jobs[0].output_file).mkdir()
+    (out / f"{jobs[0].name}.ckpt.npz").mkdir()
+    state = {"image": smooth_image(4, 4, 3), "momentum": smooth_image(4, 4, 4), "updates": 2}
+    outcome = dict(ok_outcome(1), checkpoint=dict(state=state, epoch=2, settings={}, arguments={}, scale=0))
+    outcome["row"] = dict(status="interrupted", error="stopped after epoch 2 of scale 1")
+    driver.record(jobs[0], outcome)
+    error = manifest(out).loc[jobs[0].name, "error"]
+    # The two saves' own one-line errors, one after the other.
+    assert error.startswith(f"cannot write {out / jobs[0].output_file} (Is a directory)"), error
+    assert f"permissions; cannot write checkpoint {out / jobs[0].name}.ckpt.npz (Is a directory)" in error, error
+
+
+def test_the_manifest_lists_the_jobs_in_their_order_with_whole_numbers_and_keeps_earlier_rows(tmp_path, inputs):
+    out = tmp_path / "out"
+    jobs = list(reversed(batch_jobs(inputs, 2)))  # photo1 before photo0: the jobs' order, not the names'
+    driver = recording_driver(out, jobs)
+    driver.record(jobs[1], ok_outcome(1))
+    driver.record(jobs[0], {"row": dict(status="failed", error="ValueError: bad")})  # no epochs, no seconds
+    text = (out / batch.MANIFEST).read_text()
+    assert text.startswith("job,content_image,")  # no index column
+    assert [line.split(",")[0] for line in text.splitlines()[1:]] == [jobs[0].name, jobs[1].name]
+    assert ",4," in text and "4.0" not in text  # epochs a whole number
+    # A rerun starts from the manifest as read back, a job of an earlier batch (not given now) among its rows.
+    rows = batch.read_manifest(str(out))
+    rows["other__painting9"] = dict(rows[jobs[0].name], job="other__painting9")
+    again = batch.Driver(driver.args, jobs, [], rows, driver.bar, driver.stack)
+    again.record(jobs[0], ok_outcome(2))
+    assert list(manifest(out).index) == [jobs[0].name, jobs[1].name, "other__painting9"]
+    epochs = manifest(out)["epochs"]
+    assert list(epochs.iloc[:2]) == [4, 4] and pd.isna(epochs.iloc[2])  # the earlier failed row's empty cell kept
+
+
+def test_a_job_is_done_only_with_an_ok_row_and_its_picture(tmp_path, inputs):
+    job = batch_jobs(inputs, 1)[0]
+    (tmp_path / job.output_file).write_bytes(b"picture")
+    assert batch.is_done(job, {job.name: {"status": "ok"}}, str(tmp_path))
+    assert not batch.is_done(job, {job.name: {"status": "failed"}}, str(tmp_path))  # a picture of an earlier try
+    assert not batch.is_done(job, {}, str(tmp_path))
+    (tmp_path / job.output_file).unlink()
+    assert not batch.is_done(job, {job.name: {"status": "ok"}}, str(tmp_path))
+
+
+def test_a_jobs_flags_name_its_output_readably_or_by_a_hash_when_long():
+    assert batch.job_name("photo", "painting", ()) == "photo__painting"
+    assert batch.job_name("photo", "painting", ("--style-weight=3", "--init=My photo.png")) == \
+        "photo__painting__style-weight=3_init=My-photo.png"
+    exact = ("--" + "x" * (batch.SLUG_LENGTH - 2) + "=1",)  # a slug of exactly SLUG_LENGTH characters: kept
+    assert batch.job_name("a", "b", exact) == "a__b__" + exact[0][2:] and len(exact[0][2:]) == batch.SLUG_LENGTH
+    long = ("--style-weight=3", "--content-weight=2", "--tv-weight=0.001", "--init=some/long/folder/start.png")
+    name = batch.job_name("a", "b", long)
+    slug = "_".join(flag.lstrip("-") for flag in long).replace("/", "-")
+    assert name == "a__b__" + hashlib.sha1(slug.encode()).hexdigest()[:12]
+    assert batch.job_name("a", "b", long[::-1]) != name  # another order, another job

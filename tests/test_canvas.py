@@ -7,8 +7,8 @@ import pytest
 
 from conftest import smooth_image
 from nstyle import algorithm, imageio
-from nstyle.canvas import (Level, _cubic_weights, canvas_size, inside, pyramid, scale_images, starting_image,
-                           style_at_scale, upsample, with_border)
+from nstyle.canvas import (Level, _cubic_weights, _resample_axis, canvas_size, finer_start, inside, pyramid,
+                           scale_images, starting_image, style_at_scale, upsample, with_border)
 from nstyle.settings import Scale
 
 
@@ -84,6 +84,35 @@ def test_upsampling_doubles_each_axis_as_opencv_does_and_reflects_a_fresh_border
     np.testing.assert_allclose(inside(grown, 3)[0, :, 3:-3, 3:-3], expected[:, 3:-3, 3:-3], atol=1e-3)
     picture = inside(grown, 3)[0].transpose(1, 2, 0)
     np.testing.assert_array_equal(grown[0].transpose(1, 2, 0), with_border(np.ascontiguousarray(picture), 3))
+
+
+def test_inside_cuts_off_every_border_even_one_pixel():
+    canvas = smooth_image(6, 8, seed=2)
+    np.testing.assert_array_equal(inside(canvas, 1), canvas[:, :, 1:-1, 1:-1])
+    assert inside(canvas, 1).shape == (1, 3, 4, 6) and inside(canvas, 0) is canvas
+
+
+def test_resampling_one_axis_is_opencvs_bicubic_along_that_axis_alone():
+    planes = smooth_image(10, 14, seed=6)[0].astype(np.float64)
+    wide = cv2.resize(planes.transpose(1, 2, 0), (28, 10), interpolation=cv2.INTER_CUBIC).transpose(2, 0, 1)
+    np.testing.assert_allclose(_resample_axis(planes, 2, 0, 28, 0), wide, atol=1e-3)
+    tall = cv2.resize(planes.transpose(1, 2, 0), (14, 20), interpolation=cv2.INTER_CUBIC).transpose(2, 0, 1)
+    np.testing.assert_allclose(_resample_axis(planes, 1, 0, 20, 0), tall, atol=1e-3)
+
+
+@pytest.mark.parametrize("border, new_border", [(1, 3), (2, 2), (0, 2)])
+def test_a_finer_start_is_this_scales_content_plus_what_the_previous_scale_changed(border, new_border):
+    # The previous scale's canvas (8x12 picture) and this one's (16x24), each with its own border.
+    previous = with_border(smooth_image(8, 12, seed=3)[0].transpose(1, 2, 0), border).transpose(2, 0, 1)[None]
+    content = with_border(smooth_image(16, 24, seed=4)[0].transpose(1, 2, 0), new_border).transpose(2, 0, 1)[None]
+    content = np.ascontiguousarray(content)
+    # A previous scale that changed nothing: the finer start is this scale's content, border included.
+    np.testing.assert_allclose(finer_start(previous, previous, content, border, new_border), content, atol=1e-3)
+    # One that shifted every pixel by the same amount: the content shifted by it (the bicubic taps sum to 1,
+    # the binomial passes a constant, the border is reflected afresh).
+    shifted = finer_start(previous + 7.0, previous, content, border, new_border)
+    assert shifted.shape == content.shape
+    np.testing.assert_allclose(shifted, content + 7.0, atol=1e-3)
 
 
 def test_the_first_start_is_the_noise_the_content_or_an_image_blended_with_the_noise():

@@ -202,6 +202,33 @@ def test_resize_to_and_interpolation():
         imageio.resize_long_edge(image, 0)
 
 
+def test_long_edge_sizes_at_the_limits():
+    assert imageio.long_edge_size(30, 40, 1) == (1, 1)  # one pixel is a long edge
+    assert imageio.long_edge_size(500, 1, 50) == (50, 1)  # a portrait's short side: at least one pixel, not two
+    assert imageio.long_edge_size(1, 500, 50) == (1, 50)
+    assert imageio.long_edge_size(300, 400, 2) == (2, 2)  # 1.5 rounds to 2
+    with pytest.raises(ValueError, match="long_edge must be at least 1, got 0"):
+        imageio.long_edge_size(30, 40, 0)
+
+
+def test_resize_to_averages_when_no_side_grows_and_is_bicubic_otherwise():
+    image = _rng_image(12, 20)
+    for size in ((12, 10), (6, 20), (6, 10)):  # one side kept, the other shrunk; both shrunk
+        expected = cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA)
+        np.testing.assert_array_equal(imageio.resize_to(image, size), expected)
+    for size in ((12, 30), (24, 20), (6, 30), (16, 10)):  # one side grows
+        expected = cv2.resize(image, size[::-1], interpolation=cv2.INTER_CUBIC)
+        np.testing.assert_array_equal(imageio.resize_to(image, size), expected)
+    assert imageio.resize_to(image, (3, 1)).shape == (3, 1, 3)  # one pixel wide is a size
+    assert imageio.resize_to(image, (1, 1)).shape == (1, 1, 3)
+    for size in ((0, 5), (5, 0), (-1, 4)):
+        with pytest.raises(ValueError, match="size must be positive"):
+            imageio.resize_to(image, size)
+    same = imageio.resize_to(image, (12, 20))
+    np.testing.assert_array_equal(same, image)
+    assert same is not image  # a copy: the caller may change it
+
+
 # ---------------------------------------------------------------- normalisation
 
 

@@ -30,6 +30,12 @@ def test_the_scales_halve_down_to_the_coarsest_edge_and_end_at_the_output_size()
     assert settings.scale_edges(512, "lbfgs", 512) == [128, 256, 512]  # an output size equal to the long edge
     assert settings.scale_edges(512, "nag", 700) == [512, 700]
     assert settings.scale_edges(512, "lbfgs", 256) == [128, 256]  # not twice: scales below it, then it
+    # An odd edge halves to whole pixels (a 150.5 px scale is no canvas), and every edge is an int.
+    for edges in (settings.scale_edges(301, "lbfgs"), settings.scale_edges(1001, "adam"),
+                  settings.scale_edges(301, "lbfgs", 1300)):
+        assert all(type(edge) is int for edge in edges), edges
+    assert settings.scale_edges(301, "lbfgs") == [150, 301]
+    assert settings.scale_edges(1001, "adam") == [250, 500, 1001]  # 250 // 2 = 125 is below the coarsest edge
 
 
 def test_the_budgets_start_at_the_coarsest_scale_and_are_capped():
@@ -73,8 +79,15 @@ def test_run_settings_puts_every_default_and_every_given_value_in_its_place():
     assert given.style.style_layers == (("relu1_1", 1.0),) and given.style.content_layers == ("relu3_1",)
     assert given.style.style_blend == (0.75, 0.25) and (given.backend, given.seed) == ("torch", 9)
 
+    # Called with the model alone: L-BFGS at 512 px, the library's defaults.
+    assert settings.run_settings("vgg16") == settings.run_settings("vgg16", "lbfgs", 512)
+    plain = settings.run_settings("vgg16")
+    assert plain.optimizer == "lbfgs" and plain.long_edge == 512
+    assert [(s.long_edge, s.epochs) for s in plain.scales] == [(128, 30), (256, 12), (512, 8)]
+
     nag = settings.run_settings("vgg16", "nag", 256, max_epochs=40)
     assert [(s.long_edge, s.epochs) for s in nag.scales] == [(256, 40)]
+    assert nag.style.style_layers == DEFAULT_STYLE_LAYERS  # the example's five layers, each weighted 1
     assert (nag.init, nag.stop_eps, nag.border, nag.style.lr) == ("noise", 0.005, 0.0, 0.001)
     assert settings.run_settings("vgg16", "nag").scales[0].epochs == settings.MAX_EPOCHS_PER_SCALE == 1000
     assert settings.run_settings("vgg16", "lbfgs", 512, output_edge=700).long_edge == 700
@@ -97,6 +110,30 @@ def test_precision_auto_takes_bfloat16_where_the_hardware_runs_it_fast(monkeypat
     assert settings.default_precision("torch", "gpu0") == ("float32", None)
     assert settings.default_precision("mxnet", "gpu1") == ("float32", None)  # MXNet 1.9: no bf16 GPU path
     assert asked == ["gpu1", "gpu0"]  # the GPU asked about is the run's
+
+
+def test_only_tfloat32_and_mxnets_bfloat16_without_avx512_bf16_are_refused(monkeypatch):
+    monkeypatch.setattr(settings, "cpu_flags", lambda: {"avx2"})
+    monkeypatch.setattr(settings, "gpu_has_bf16", lambda device: True)
+    for backend, device in (("mxnet", "cpu"), ("torch", "cpu"), ("torch", "gpu0"), ("mxnet", "gpu0")):
+        assert settings.precision_problem("float32", backend, device) is None
+    assert settings.precision_problem("bfloat16", "torch", "cpu") is None  # emulated there, slower
+    assert settings.precision_problem("bfloat16", "torch", "gpu0") is None
+    assert settings.precision_problem("bfloat16", "mxnet", "cpu").startswith(
+        "--precision bfloat16 with --backend mxnet needs a CPU with AVX512_BF16")
+    assert settings.precision_problem("tfloat32", "torch", "cpu").startswith("--precision tfloat32 runs on")
+    assert settings.precision_problem("tfloat32", "torch", "gpu0") is None
+    monkeypatch.setattr(settings, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    assert settings.precision_problem("bfloat16", "mxnet", "cpu") is None
+
+
+def test_backend_auto_says_why_it_took_torch_and_how_to_turn_it_off(monkeypatch):
+    monkeypatch.setattr(settings, "cpu_flags", lambda: {"avx512_bf16", "amx_bf16"})
+    line = ("backend: torch (auto: the CPU has AMX, whose bfloat16 kernels PyTorch uses and MXNet 1.9.1 does not; "
+            "--backend mxnet for MXNet)")
+    assert settings.default_backend("cpu") == ("torch", line)
+    assert settings.default_backend("cpu", "auto", "lbfgs") == ("torch", line)
+    assert settings.default_backend("cpu", "bfloat16", "nag") == ("mxnet", None)
 
 
 CPUINFO = "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu sse2 avx512_bf16 amx_bf16\n\nprocessor\t: 1\n"
