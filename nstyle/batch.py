@@ -35,6 +35,7 @@ try:
 
     from nstyle import checkpoint, flags, imageio, memory, ray_cluster, sizes
     from nstyle.files import atomic_write
+    from nstyle.options import flag_name
 except ModuleNotFoundError as missing:  # not the venv's Python: one line, as run.py says it
     if __name__ != "__main__":
         raise
@@ -581,17 +582,17 @@ def check_job_sizes(jobs, run_flags, out_dir):
         if content is None or style is None:
             continue  # unreadable: submit records load_image's message
         options = run_arguments(job, run_flags, out_dir)
-        size_option = "max_long_edge" if options.output_size is None else "output_size"
         try:  # --output-size original needs the content's shape only: a zero-stride array holds no pixels
             edges, _ = options.scale_list(None, np.broadcast_to(np.uint8(0), content + (3,)))
-            sizes.check_sizes(content, [style], edges, options.style_scale, size_option, job.content_image,
-                              [job.style_image])
+            sizes.check_sizes(content, [style], edges, options.style_scale, options.size_option,
+                              job.content_image, [job.style_image])
         except UsageError as error:
             refused[job.name] = flags.flag_message(error)
             continue
         warnings += [line for line in sizes.enlargement_warnings(job.content_image, content, [job.style_image],
                                                                  [style], edges[-1], options.style_scale,
-                                                                 flags.flag(size_option)) if line not in warnings]
+                                                                 flag_name(options.size_option))
+                     if line not in warnings]
     if jobs and len(refused) == len(jobs):
         name, error = next(iter(refused.items()))
         raise UsageError(error if len(jobs) == 1 else f"{error} (job {name}; all {len(jobs)} jobs fail this check)")

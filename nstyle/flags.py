@@ -8,7 +8,7 @@ import re
 import sys
 
 from nstyle.errors import UsageError
-from nstyle.options import ARTICLE, CREATIVE, PAINTING, RUN, SPEED, OptionError, Options
+from nstyle.options import ARTICLE, CREATIVE, PAINTING, RUN, SPEED, OptionError, Options, flag_name
 
 SECTIONS = (ARTICLE, PAINTING, CREATIVE, SPEED, RUN)
 EXAMPLES = """examples:
@@ -43,10 +43,6 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message}; see {self.prog} --help")
 
 
-def flag(name):
-    return "--" + name.replace("_", "-")
-
-
 def add_option_flags(parser):
     """One flag per Options field, in --help's sections; the images and --quiet, which are not options."""
     groups = {section: parser.add_argument_group(section) for section in SECTIONS}
@@ -60,7 +56,7 @@ def add_option_flags(parser):
         default = meta.pop("flag_default", item.default)
         if meta.pop("list", None):  # a comma list: parsed in options_from, so that a bad one names its flag
             meta["type"] = str
-        groups[section].add_argument(flag(item.name), dest=item.name, default=default, help=help_text, **meta)
+        groups[section].add_argument(flag_name(item.name), dest=item.name, default=default, help=help_text, **meta)
     groups[RUN].add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -101,4 +97,4 @@ def options_from(namespace):
 
 def flag_message(error):
     """An error's line for the command line: an option's name written as its flag."""
-    return error.render(flag) if isinstance(error, OptionError) else str(error)
+    return error.render(flag_name) if isinstance(error, OptionError) else str(error)

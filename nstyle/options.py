@@ -245,6 +245,12 @@ class Options:
             raise OptionError("gpu", f"{{gpu}} {index}: give a GPU index such as 0, or -1 for the CPU")
         return ("cpu", None) if index == -1 else ("gpu", index)
 
+    @property
+    def size_option(self):
+        """The option that sets the output's long edge: output_size when given, else max_long_edge (what size
+        messages name as the fix)."""
+        return "max_long_edge" if self.output_size is None else "output_size"
+
     def output_edge(self, content_rgb=None):
         """The long edge output_size asks for: a number, or with original the content image's long edge (None
         before the image is read); None when unset."""
@@ -273,10 +279,10 @@ class Options:
         last = self.output_edge(content_rgb)
         edges = positive_whole_numbers("scales", self.scales) if self.scales else \
             defaults.scale_edges(self.max_long_edge, optimizer, last)
-        end, name = (self.max_long_edge, "max_long_edge") if self.output_size is None else (last, "output_size")
+        end = self.max_long_edge if self.output_size is None else last
         if edges != sorted(set(edges)) or (end is not None and edges[-1] != end):
             raise OptionError("scales", f"{{scales}} {','.join(map(str, edges))}: give growing long edges that end "
-                                        f"at {{{name}}} ({end})")
+                                        f"at {{{self.size_option}}} ({end})")
         epochs = positive_whole_numbers("scale_epochs", self.scale_epochs) if self.scale_epochs else None
         if epochs is not None and len(epochs) != len(edges):
             raise OptionError("scale_epochs", f"{{scale_epochs}} gives {len(epochs)} numbers for {len(edges)} "

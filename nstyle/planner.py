@@ -234,10 +234,9 @@ def plan(options, content_rgb, style_rgbs, model_name, model_note=None, names=(N
         content_layers=content_layers, style_scale=options.style_scale, preserve_colors=options.preserve_colors,
         init_noise=options.init_noise)
     content_name, style_paths = names
-    size_option = "max_long_edge" if options.output_size is None else "output_size"
     sizes.check_sizes(content_rgb.shape[:2], [rgb.shape[:2] for rgb in style_rgbs],
-                      [scale.long_edge for scale in settings.scales], settings.style_scale, size_option, content_name,
-                      style_paths)
+                      [scale.long_edge for scale in settings.scales], settings.style_scale, options.size_option,
+                      content_name, style_paths)
     canvas_shape = (1, 3) + canvas_size(*content_rgb.shape[:2], settings.long_edge, settings.border)
     budget = memory_budget_mb(options, device, backend_name)
     settings, tile_note = choose_tiles(settings, canvas_shape, budget)
@@ -262,17 +261,17 @@ def plan(options, content_rgb, style_rgbs, model_name, model_note=None, names=(N
                                    (1, 3) + canvas_size(*content_rgb.shape[:2], scale.long_edge, settings.border))
     warnings = sizes.enlargement_warnings(content_name, content_rgb.shape[:2], style_paths,
                                           [rgb.shape[:2] for rgb in style_rgbs], settings.scales[-1].long_edge,
-                                          settings.style_scale, flag_name(size_option))
+                                          settings.style_scale, flag_name(options.size_option))
     notes = tuple(note for note in (model_note, device_note, backend_note, precision_note, tile_note) if note) + \
         tuple(warnings)
     return Plan(model_name, backend_name, device, precision, optimizer, threads, settings,
                 options.remove_noise_strength(optimizer), output_shape, canvas_shape, decisive, notes,
-                size_option)
+                options.size_option)
 
 
 def memory_advice(problem, plan, available_mb):
     """memory.advice for a plan: what failed, what the memory model predicts, the largest size that fits."""
     return memory.advice(problem, plan.backend, plan.device, plan.model, plan.canvas_shape[2:],
                          plan.settings.long_edge, available_mb, plan.settings.border,
-                         "--" + plan.size_option.replace("_", "-"))
+                         flag_name(plan.size_option))
 

@@ -52,10 +52,10 @@ def smallest_readable_edge(size):
     return edge
 
 
-def too_thin(role, size):
-    """The end of a refusal for a picture so thin that no long edge within MAX_LONG_EDGE lets VGG read it (a
-    size or scale suggested for it could not be used); None when some long edge does."""
-    if smallest_readable_edge(size) <= MAX_LONG_EDGE:
+def too_thin(role, size, needed_edge):
+    """The refusal for a picture so thin that no long edge within MAX_LONG_EDGE lets VGG read it (a size or
+    scale suggested for it could not be used); None when its smallest readable edge, needed_edge, is allowed."""
+    if needed_edge <= MAX_LONG_EDGE:
         return None
     height, width = size
     return (f"{role} is {width}x{height} px: too thin for VGG at any size up to {MAX_LONG_EDGE} px (it needs "
@@ -71,10 +71,10 @@ def check_content_size(content_size, edges, size_option="max_long_edge", name=No
             continue
         height, width = imageio.long_edge_size(*content_size, edge)
         image = f"the content image {name}" if name else "the content image"
-        thin = too_thin(image, content_size)
+        needed = smallest_readable_edge(content_size)
+        thin = too_thin(image, content_size, needed)
         if thin:
             raise OptionError(size_option, thin)
-        needed = smallest_readable_edge(content_size)
         if edge == edges[-1]:  # every scale is too small: the size is the fix
             raise OptionError(size_option, f"{image} becomes {width}x{height} px at {{{size_option}}} {edge}; VGG "
                                            f"needs {MIN_IMAGE_SIDE} px on the short side: use {{{size_option}}} "
@@ -93,10 +93,11 @@ def check_style_size(name, style_size, style_scale, long_edge):
     edge = style_long_edge(long_edge, style_scale)
     height, width = imageio.long_edge_size(*style_size, edge)
     if min(height, width) < MIN_IMAGE_SIDE:
-        thin = too_thin(f"the style image {name}", style_size)
+        needed_edge = smallest_readable_edge(style_size)
+        thin = too_thin(f"the style image {name}", style_size, needed_edge)
         if thin:
             raise OptionError("style_scale", thin)
-        needed = smallest_readable_edge(style_size) / long_edge
+        needed = needed_edge / long_edge
         raise OptionError("style_scale", f"{{style_scale}} {style_scale:g} makes the style image {name} "
                                          f"{width}x{height} px at the {long_edge} px scale; VGG needs "
                                          f"{MIN_IMAGE_SIDE} px on the short side: use {{style_scale}} "
