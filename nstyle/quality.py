@@ -211,6 +211,12 @@ class Scorer:
             self.targets = {size: (content_features[CONTENT_LAYER].flatten().double(), grams, photo)}
         return self.targets[size]
 
+    def photo_distances(self, output_shape):
+        """d(content, style) per style layer (relu1_1 … relu5_1) on the canvas of an output of output_shape: the
+        denominator of style_ratio. A pair whose photo is far from the painting (large values) lets the style term
+        dominate a run at the same weights (bench.pair_distance, bench/NOTES.md)."""
+        return list(self._targets(self.canvas(output_shape))[2])
+
     def _features(self, rgb):
         from nstyle.backends.torch_backend import vgg_features
         with self.torch.no_grad():

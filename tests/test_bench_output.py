@@ -55,3 +55,27 @@ def test_a_small_run_leaves_out_what_it_has_nothing_for(tmp_path):
     assert "Left out: (a) the article's table: no run at 512 px" in text and "(c) and (d)" in text
     assert "## (b) Every configuration" in text and "## Settings" in text
     assert not (folder / bench_report.MEMORY_PLOT).exists() and not (folder / bench_report.TIME_PLOT).exists()
+
+
+def test_pair_distance_prints_the_photos_distance_per_layer(tiny_model_dir, capsys):
+    """bench.pair_distance: one row per pair with the Scorer's d(photo, style) per layer and their mean; a photo
+    scored against itself as the painting is at distance 0 (the figure is the style ratio's denominator)."""
+    from bench import pair_distance
+    from nstyle import imageio, quality
+    from nstyle.vgg import load_weights, params_path
+    assert pair_distance.main(["--pairs", "sample,landscape", "--size", "48", "--model-dir", str(tiny_model_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.strip("|").split("|") for line in lines[2:]]
+    assert [row[0].strip() for row in rows] == ["sample", "landscape"]
+    values = [[float(cell) for cell in row[1:]] for row in rows]
+    assert all(len(row) == 6 and min(row) > 0 and abs(row[-1] - sum(row[:5]) / 5) < 1e-3 for row in values)
+    weights = load_weights("vgg16", params_path(str(tiny_model_dir), "vgg16"))
+    photo = imageio.load_image(pair_distance.pair_paths("sample")[0])
+    assert max(quality.Scorer(photo, photo, weights).photo_distances((32, 48, 3))) < 1e-9
+    with pytest.raises(SystemExit) as stop:
+        pair_distance.main(["--pairs", "nowhere", "--model-dir", str(tiny_model_dir)])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "unknown pair nowhere" in error
+    assert pair_distance.main(["--pairs", "sample", "--model-dir", str(tiny_model_dir / "missing")]) == 1
+    assert capsys.readouterr().err.startswith("error: weights file")
