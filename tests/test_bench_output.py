@@ -68,7 +68,9 @@ def test_pair_distance_prints_the_photos_distance_per_layer(tiny_model_dir, caps
     rows = [line.strip("|").split("|") for line in lines[2:]]
     assert [row[0].strip() for row in rows] == ["sample", "landscape"]
     values = [[float(cell) for cell in row[1:]] for row in rows]
-    assert all(len(row) == 6 and min(row) > 0 and abs(row[-1] - sum(row[:5]) / 5) < 1e-3 for row in values)
+    assert all(len(row) == 7 and min(row) > 0 and abs(row[5] - sum(row[:5]) / 5) < 1e-3 for row in values)
+    layer_weights = (16, 8, 4, 2, 1)  # the run's relu1_1 … relu5_1 weights
+    assert all(abs(row[6] - sum(w * d for w, d in zip(layer_weights, row[:5])) / 31) < 2e-3 for row in values)
     weights = load_weights("vgg16", params_path(str(tiny_model_dir), "vgg16"))
     photo = imageio.load_image(pair_distance.pair_paths("sample")[0])
     assert max(quality.Scorer(photo, photo, weights).photo_distances((32, 48, 3))) < 1e-9
@@ -77,5 +79,8 @@ def test_pair_distance_prints_the_photos_distance_per_layer(tiny_model_dir, caps
     assert stop.value.code == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "unknown pair nowhere" in error
+    with pytest.raises(SystemExit) as stop:
+        pair_distance.main(["--size", "0", "--model-dir", str(tiny_model_dir)])
+    assert stop.value.code == 2 and "too small" in capsys.readouterr().err
     assert pair_distance.main(["--pairs", "sample", "--model-dir", str(tiny_model_dir / "missing")]) == 1
     assert capsys.readouterr().err.startswith("error: weights file")
