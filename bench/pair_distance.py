@@ -10,14 +10,12 @@ import os
 import sys
 
 from bench import usage
-from bench.quality import PAIRS, pair_paths
+from bench.quality import PAIR_NAMES, pair_paths
 from nstyle import imageio, quality
 from nstyle.errors import NStyleError
 from nstyle.files import PROJECT_DIR
 from nstyle.settings import OBJECTIVE_STYLE_LAYERS
 from nstyle.vgg import STYLE_LAYERS, load_weights, params_path
-
-PAIR_NAMES = ("sample",) + tuple(PAIRS)
 
 
 def build_parser():

@@ -38,6 +38,7 @@ PAIRS = {
     "still-life": (("skimage", "data/coffee.png"), ("skimage", "data/hubble_deep_field.jpg"),
                    "a still life (a cup of coffee) in the dark and points of light of the Hubble deep field"),
 }
+PAIR_NAMES = ("sample",) + tuple(PAIRS)  # every pair pair_paths knows
 
 
 def packaged_file(package, relative):
@@ -69,7 +70,7 @@ def build_parser():
     arg("--example-every", type=int, default=10, help="the same for the example's long NAG run (default 10)")
     arg("--example-epochs", type=int, default=1000, help="NAG's budget for the example row (default 1000)")
     arg("--threads", type=int, default=machine.usable_cpus())
-    arg("--pair", choices=["sample"] + list(PAIRS), default="sample",
+    arg("--pair", choices=PAIR_NAMES, default="sample",
         help="the image pair (default: the example's sample pair); --content and --style override it")
     arg("--content", help="content image (default: the pair's)")
     arg("--style", help="style image (default: the pair's)")
