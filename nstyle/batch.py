@@ -209,9 +209,12 @@ def jobs_from_file(path):
                          else f"the batch sets {', '.join(managed)} itself: remove that column"))
     folder = os.path.dirname(os.path.abspath(path))
     triples = []
-    for row in table.to_dict("records"):
+    for number, row in enumerate(table.to_dict("records"), start=1):
         given = {columns[column]: value.strip() for column, value in row.items() if value.strip()}
-        content, style = (os.path.join(folder, given.pop(flag, "")) for flag in PAIR_FLAGS)
+        empty = [flag[2:] for flag in PAIR_FLAGS if flag not in given]
+        if empty:  # else the job would read the jobs file's folder as its image
+            raise UsageError(f"--jobs {path}: row {number} has no {' and no '.join(empty)}; every job needs both")
+        content, style = (os.path.join(folder, given.pop(flag)) for flag in PAIR_FLAGS)
         triples.append((content, style, tuple(f"{flag}={value}" for flag, value in given.items())))
     return triples
 
@@ -231,7 +234,7 @@ def make_jobs(args):
     return named_jobs(triples)
 
 
-def run_arguments(job, run_flags, out_dir):
+def run_arguments(job, run_flags):
     """A job's Options: the command line's run.py flags, then the job's own; UsageError for a bad one. The output
     is the batch's to write (Driver.record), so the options carry none."""
     argv = list(run_flags) + list(job.flags) + ["--content-image", job.content_image, "--style-image",
@@ -345,15 +348,15 @@ class Driver:
     of a thousand frames is not all in memory at once), records each result as it comes. Ray is started or joined
     at the first job whose inputs could be read: a rerun whose jobs all fail on their inputs starts none."""
 
-    def __init__(self, args, jobs, run_flags, rows, bar, stack):
+    def __init__(self, args, jobs, run_flags, rows, bar, stack, refused=None):
         self.args, self.jobs, self.run_flags, self.rows, self.bar, self.stack = args, jobs, run_flags, rows, bar, stack
+        self.refused = refused or {}  # job name -> its size error, found before Ray started (check_job_sizes)
         self.ray, self.remote, self.options, self.slots = None, None, None, 1
         self.pending = []  # jobs not yet submitted
         self.running = {}  # object ref -> (job, its Options)
         self.images = {}  # path -> object ref of the decoded image (a style image serves many jobs)
         self.uses = collections.Counter()  # path -> jobs not yet submitted that read it; at 0 its ref is dropped
         self.failed = 0
-        self.refused = {}  # job name -> its size error, found before Ray started (check_job_sizes)
 
     def connect(self):
         started = time.perf_counter()
@@ -388,7 +391,7 @@ class Driver:
             self.release({job.content_image, job.style_image})
             self.record(job, {"row": dict(status="failed", error=self.refused[job.name])})
             return
-        options = run_arguments(job, self.run_flags, self.args.out)
+        options = run_arguments(job, self.run_flags)
         checkpoint_file = checkpoint.checkpoint_path(os.path.join(self.args.out, job.output_file))
         try:
             images = {path: self.images.get(path) or imageio.load_image(path)
@@ -568,7 +571,7 @@ def check_batch_args(args):
             raise UsageError(f"{flag} must be ≥ {lowest}, got {value}")
 
 
-def check_job_sizes(jobs, run_flags, out_dir):
+def check_job_sizes(jobs, run_flags):
     """Every job's sizes from its files' headers, before Ray starts: ({job name: its size error}, the warning
     lines for pictures enlarged a lot, each once). UsageError when no job could run: a flag's fault, as in run.py."""
     import numpy as np
@@ -581,7 +584,7 @@ def check_job_sizes(jobs, run_flags, out_dir):
         content, style = header[job.content_image], header[job.style_image]
         if content is None or style is None:
             continue  # unreadable: submit records load_image's message
-        options = run_arguments(job, run_flags, out_dir)
+        options = run_arguments(job, run_flags)
         try:  # --output-size original needs the content's shape only: a zero-stride array holds no pixels
             edges, _ = options.scale_list(None, np.broadcast_to(np.uint8(0), content + (3,)))
             sizes.check_sizes(content, [style], edges, options.style_scale, options.size_option,
@@ -610,12 +613,12 @@ def run_batch(args, run_flags):
         print(f"{renamed} outputs are named with their image's folder or a hash of its path, as image files share a "
               f"file name; {MANIFEST} names each job's content_image and style_image", file=sys.stderr)
     for job in jobs:  # every flag checked before anything runs
-        run_arguments(job, run_flags, args.out)
+        run_arguments(job, run_flags)
     make_out_folder(args.out)
     imageio.check_output_path(os.path.join(args.out, jobs[0].output_file))
     rows = read_manifest(args.out)
     to_run = [job for job in jobs if not is_done(job, rows, args.out)]
-    refused, warnings = check_job_sizes(to_run, run_flags, args.out)
+    refused, warnings = check_job_sizes(to_run, run_flags)
     print(f"{len(jobs)} jobs: {len(jobs) - len(to_run)} done earlier, {len(to_run)} to run", file=sys.stderr)
     for line in warnings:
         print(line, file=sys.stderr)
@@ -625,8 +628,7 @@ def run_batch(args, run_flags):
             stack.enter_context(ray_cluster.messages_to(os.path.join(args.out, "logs", RAY_LOG)))  # before the bar
             bar = stack.enter_context(tqdm(total=len(to_run), unit="job", desc="batch", disable=args.quiet,
                                            dynamic_ncols=True))
-            driver = Driver(args, jobs, run_flags, rows, bar, stack)
-            driver.refused = refused
+            driver = Driver(args, jobs, run_flags, rows, bar, stack, refused)
             try:
                 driver.run(to_run)
                 ran = [rows[job.name] for job in to_run if rows.get(job.name, {}).get("seconds") not in (None, "")]

@@ -320,7 +320,8 @@ def test_the_driver_counts_reports_and_cleans_up_after_each_job(tmp_path, inputs
     assert kept.read_bytes() == b"old"
     assert (out / "logs" / f"{jobs[1].name}.log").read_text() == "Traceback: the log\n"
     assert capsys.readouterr().err == f"{jobs[1].name}: failed: ValueError: bad\n"
-    driver.record(jobs[2], {"row": dict(status="lost", error="RayError: node died")})
+    driver.record(jobs[2], {"row": dict(status="lost", error="RayError: node died"), "log": "the second log\n"})
+    assert (out / "logs" / f"{jobs[2].name}.log").read_text() == "the second log\n"  # into the folder made before
     assert (driver.failed, driver.bar.n, driver.bar.postfix) == (2, 3, "2 failed")
     rows = manifest(out)
     assert list(rows["status"]) == ["ok", "failed", "lost"]

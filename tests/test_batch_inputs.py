@@ -118,3 +118,191 @@ def test_the_contact_sheet_says_which_way_each_score_is_better(tmp_path, pair):
     # Without scores (--no-quality) there is nothing to explain.
     unscored = batch.contact_sheet_figure(tmp_path, [job], {job.name: {"status": "ok"}})
     assert not any("better" in text.get_text() for axes in unscored.axes for text in axes.texts)
+
+
+def namespace(**given):
+    import argparse
+    return argparse.Namespace(**dict(dict(jobs=None, content_images=None, style_images=None), **given))
+
+
+def test_image_files_take_files_folders_and_globs_in_the_order_given_each_once(tmp_path, monkeypatch):
+    single = save_picture(tmp_path / "two" / "c.png", seed=3)
+    second, first = save_picture(tmp_path / "one" / "b.png", seed=1), save_picture(tmp_path / "one" / "a.jpg", seed=2)
+    (tmp_path / "one" / "notes.txt").write_text("not an image")
+    deep = save_picture(tmp_path / "three" / "sub" / "d.png", seed=4)
+    monkeypatch.chdir(tmp_path / "three")  # a folder's images are its own, not the working folder's
+    specs = [single, tmp_path / "one", tmp_path / "thr*" / "su*", tmp_path / "*" / "c.png"]
+    assert batch.image_files([str(spec) for spec in specs], "--content-images") == [
+        str(single), str(first), str(second), str(deep)]  # folder sorted; a glob's folder gives its images; c once
+    assert batch.image_files(["sub/*.png"], "--style-images") == [str(deep)]  # relative globs made absolute
+
+
+def test_a_jobs_file_column_names_a_flag_in_any_spelling_and_file_names_become_safe_labels():
+    assert {batch.flag_name(column) for column in ("style_weight", "style-weight", "--style-weight",
+                                                    " --style_weight ")} == {"--style-weight"}
+    assert batch.stem("/x/My photo (1).jpg") == "My-photo-1-"
+
+
+def test_labels_name_the_nearest_folder_that_tells_them_apart_up_to_three_then_a_hash():
+    near = ["/r/s/cam1/DSC.jpg", "/r/s/cam2/DSC.jpg"]
+    assert batch.image_labels(near) == {near[0]: "cam1-DSC", near[1]: "cam2-DSC"}
+    far = ["/p/x1/a/b/c/DSC.jpg", "/p/x2/a/b/c/DSC.jpg"]  # the three nearest folders are the same: a hash
+    assert batch.image_labels(far) == {path: f"DSC-{batch.path_hash(path)}" for path in far}
+
+
+def test_a_job_given_twice_is_named_with_its_flags_and_distinct_jobs_meeting_in_one_name_get_a_hash():
+    from nstyle.errors import UsageError
+    for flags, shown in (((), ""), (("--style-weight=3",), " --style-weight=3")):
+        with pytest.raises(UsageError) as refused:
+            batch.named_jobs([("/p/a.jpg", "/s/b.jpg", flags)] * 2)
+        assert str(refused.value) == f"the job /p/a.jpg × /s/b.jpg{shown} is given twice (jobs 1 and 2); give each " \
+                                     "job once"
+    triples = [("/p/a__b.jpg", "/s/c.jpg", ()), ("/p/a.jpg", "/s/b__c.jpg", ()),  # both a__b__c
+               ("/p/a.jpg", "/s/b.jpg", ("--seed", "1")), ("/p/a.jpg", "/s/b__seed_1.jpg", ()),  # both a__b__seed_1
+               ("/p/x.jpg", "/s/c.jpg", ())]
+    jobs = batch.named_jobs(triples)
+    assert [(job.content_image, job.style_image, job.flags) for job in jobs] == triples
+    plain = [batch.BatchJob(name, *triple) for name, triple in
+             zip(["a__b__c", "a__b__c", "a__b__seed_1", "a__b__seed_1"], triples)]
+    assert [job.name for job in jobs] == [f"{job.name}__{batch.path_hash(repr(job))}" for job in plain] + ["x__c"]
+    assert len({job.name for job in jobs}) == len(jobs)
+
+
+def test_one_line_is_the_errors_type_and_its_last_line_at_most_300_characters():
+    assert batch.one_line(ValueError("first\n  the last line  \n\n")) == "ValueError: the last line"
+    assert batch.one_line(KeyError()) == "KeyError: "
+    assert batch.one_line(OSError("x" * 400)) == ("OSError: " + "x" * 400)[:300]
+
+
+def test_a_manifest_read_back_keeps_empty_cells_empty_and_says_why_a_damaged_one_cannot_be_read(tmp_path):
+    from nstyle.errors import UsageError
+    job = batch.BatchJob("p__s", "/p.png", "/s.png", ())
+    batch.write_manifest(str(tmp_path), {job.name: batch.job_row(job, status="ok", seconds=2.5, epochs=4)}, [job])
+    row = batch.read_manifest(str(tmp_path))[job.name]
+    # A --no-quality job's scores and an ok job's error stay empty text (not NaN, which the contact sheet would
+    # print as a score).
+    assert (row["style_ratio"], row["error"], row["flags"], row["status"]) == ("", "", "", "ok")
+    (tmp_path / batch.MANIFEST).write_text('job,status\n"unclosed,ok\n')
+    with pytest.raises(UsageError) as damaged:
+        batch.read_manifest(str(tmp_path))
+    assert str(damaged.value).startswith(f"--out {tmp_path}: its manifest.csv cannot be read (ParserError: ")
+    assert str(damaged.value).endswith("); move it away to start the batch afresh")
+
+
+def test_the_batchs_numbers_take_their_lowest_values_and_its_own_flags_are_refused_in_any_form():
+    from nstyle.errors import UsageError
+    batch.check_batch_args(namespace(num_cpus=1, cpus_per_job=1, max_retries=0))
+    for token in ("--output=x.jpg", "--output", "--gpu=0"):
+        with pytest.raises(UsageError) as refused:
+            batch.check_run_flags(["--seed", "1", token])
+        assert str(refused.value) == f"{token.split('=')[0]}: the batch sets it for each job"
+    for token in ("--style-image=a=b.jpg", "--content-image"):
+        with pytest.raises(UsageError) as refused:
+            batch.check_run_flags([token])
+        assert str(refused.value) == f"{token.split('=')[0]}: the batch sets it for each job; give the images with " \
+                                     "--content-images and --style-images, or a jobs file"
+
+
+def test_jobs_come_from_one_source_and_a_missing_image_names_its_flag(tmp_path):
+    from nstyle.errors import UsageError
+    photo = save_picture(tmp_path / "photo.png", seed=1)
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text(f"content-image,style-image\n{photo},{photo}\n")
+    cases = [(dict(jobs=str(jobs), content_images=[str(photo)]), "give either --jobs or --content-images with "
+              "--style-images, not both"),
+             (dict(content_images=[str(photo)]), "give --content-images and --style-images (every pair), or --jobs FILE"),
+             (dict(content_images=["/nowhere.png"], style_images=[str(photo)]), "--content-images /nowhere.png: no "
+              "image file there; give files, folders or globs"),
+             (dict(content_images=[str(photo)], style_images=["/nowhere.png"]), "--style-images /nowhere.png: no "
+              "image file there; give files, folders or globs")]
+    for given, message in cases:
+        with pytest.raises(UsageError) as refused:
+            batch.make_jobs(namespace(**given))
+        assert str(refused.value) == message
+
+
+def test_a_jobs_file_reads_paths_beside_it_empty_cells_as_the_command_lines_and_names_what_is_missing(
+        tmp_path, monkeypatch):
+    from nstyle.errors import UsageError
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    jobs = folder / "jobs.csv"
+    jobs.write_text("content-image,style_image,style-weight,seed\nin/photo.png,in/painting.png,,NA\n"
+                    "in/photo.png,in/painting.png,10,\n")
+    monkeypatch.chdir(tmp_path)  # relative paths are the jobs file's, not the working folder's
+    photo, painting = str(folder / "in" / "photo.png"), str(folder / "in" / "painting.png")
+    assert batch.jobs_from_file(str(jobs)) == [(photo, painting, ("--seed=NA",)),  # "NA" is text, not a missing value
+                                               (photo, painting, ("--style-weight=10",))]
+    for text, message in (("style-weight\n3\n", "needs the columns content-image, style-image"),
+                          ("content-image,seed\na.png,1\n", "needs the columns style-image"),
+                          ("content-image,style-image,output,gpu\na.png,b.png,,\n",
+                           "the batch sets --gpu, --output itself: remove that column"),
+                          ("content-image,style-image\na.png,b.png\na.png,\n",
+                           "row 2 has no style-image; every job needs both"),
+                          ("content-image,style-image,seed\n,,1\n",
+                           "row 1 has no content-image and no style-image; every job needs both")):
+        jobs.write_text(text)
+        with pytest.raises(UsageError) as refused:
+            batch.jobs_from_file(str(jobs))
+        assert str(refused.value) == f"--jobs {jobs}: {message}"
+
+
+def test_a_jobs_options_are_the_command_lines_then_its_own_and_an_error_names_the_job_only_for_its_own(tmp_path):
+    from nstyle.errors import UsageError
+    job = batch.BatchJob("p__s", "/in/p.png", "/in/s.png", ())
+    options = batch.run_arguments(job, ["--seed", "4"])
+    assert (options.seed, options.save_epochs, options.output) == (4, 0, None)  # the driver saves the picture
+    assert batch.run_arguments(batch.BatchJob("p__s__seed=5", "/in/p.png", "/in/s.png", ("--seed=5",)),
+                               ["--seed", "4"]).seed == 5
+    with pytest.raises(UsageError) as refused:
+        batch.run_arguments(job, ["--seed", "x"])
+    assert not str(refused.value).startswith("job ")
+    with pytest.raises(UsageError) as refused:
+        batch.run_arguments(batch.BatchJob("p__s__seed=x", "/in/p.png", "/in/s.png", ("--seed=x",)), [])
+    assert str(refused.value).startswith("job p__s__seed=x: ")
+
+
+def test_the_contact_sheet_puts_each_picture_where_its_photo_and_painting_meet(tmp_path, monkeypatch):
+    photos = [str(save_picture(tmp_path / "in" / f"p{index}.png", seed=index)) for index in range(2)]
+    painting = str(save_picture(tmp_path / "in" / "s.png", seed=5, size=(64, 48)))
+    jobs = batch.named_jobs([(photo, painting, flags) for flags in ((), ("--style-weight=3",)) for photo in photos])
+    scored, failed, not_run, unscored = jobs
+    for seed, job in ((7, scored), (8, unscored)):
+        save_picture(tmp_path / job.output_file, seed=seed)
+    rows = {scored.name: {"status": "ok", "style_ratio": 0.19, "content_similarity": 0.66},
+            failed.name: {"status": "failed", "error": "ValueError: bad"},
+            unscored.name: {"status": "ok", "style_ratio": "", "content_similarity": ""}}  # --no-quality, read back
+    batch.contact_sheet(str(tmp_path), jobs, rows)
+    with Image.open(tmp_path / batch.CONTACT_SHEET) as sheet:  # 220 px a cell: 2 photos × 2 columns and headers
+        assert (sheet.format, sheet.size) == ("JPEG", (660, 660))
+    grid = np.array(batch.contact_sheet_figure(str(tmp_path), jobs, rows).axes).reshape(3, 3)
+
+    def shown(axes):
+        return [np.asarray(image.get_array()) for image in axes.images]
+
+    def texts(axes):
+        return [text.get_text() for text in axes.texts]
+
+    def thumbnail(path):
+        return imageio.resize_long_edge(imageio.load_image(path), batch.THUMBNAIL_EDGE)
+
+    assert (grid[0][1].get_title(), grid[0][2].get_title()) == ("s", "s\nstyle-weight=3")
+    assert (grid[1][0].get_ylabel(), grid[2][0].get_ylabel()) == ("p0", "p1")
+    for axes, path in ((grid[0][1], painting), (grid[0][2], painting), (grid[1][0], photos[0]),
+                       (grid[2][0], photos[1]), (grid[1][1], tmp_path / scored.output_file),
+                       (grid[2][2], tmp_path / unscored.output_file)):
+        assert len(shown(axes)) == 1 and np.array_equal(shown(axes)[0], thumbnail(path))
+    assert grid[1][1].get_xlabel() == "style 0.19 ↓ content 0.66 ↑" and grid[2][2].get_xlabel() == ""
+    assert (texts(grid[2][1]), texts(grid[1][2]), shown(grid[2][1]), shown(grid[1][2])) == (
+        ["failed"], ["not run"], [], [])
+    assert texts(grid[0][0]) == [batch.SCORES_LEGEND] and shown(grid[0][0]) == []
+    for axes in (grid[0][0], grid[2][1], grid[1][2]):  # centred in its own cell
+        text = axes.texts[0]
+        assert (text.get_position(), text.get_transform(), text.get_ha(), text.get_va()) == (
+            (0.5, 0.5), axes.transAxes, "center", "center")
+    for axes in grid.flat:  # pictures only: no ticks, no frames
+        assert (list(axes.get_xticks()), list(axes.get_yticks())) == ([], [])
+        assert not any(spine.get_visible() for spine in axes.spines.values())
+    monkeypatch.setattr(batch, "SHEET_ROWS", 1)  # a sheet shows the first photos' rows only
+    first_row = batch.contact_sheet_figure(str(tmp_path), jobs, rows)
+    assert len(first_row.axes) == 2 * 3 and first_row.axes[4].get_xlabel() == "style 0.19 ↓ content 0.66 ↑"

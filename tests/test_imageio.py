@@ -243,6 +243,15 @@ def test_preprocess_postprocess_round_trip():
     assert (imageio.postprocess(data[0]) == image).all()
 
 
+def test_normalisation_refuses_what_is_not_one_rgb_picture():
+    for image in (np.zeros((4, 5, 4), np.uint8), np.zeros((4, 5), np.uint8), np.zeros((1, 4, 5, 3), np.uint8)):
+        with pytest.raises(ValueError, match="expected an HxWx3 image"):
+            imageio.preprocess(image)
+    for data in (np.zeros((2, 3, 4, 5)), np.zeros((1, 4, 4, 5)), np.zeros((4, 4, 5)), np.zeros((1, 3, 4))):
+        with pytest.raises(ValueError, match=r"expected shape \(1, 3, H, W\) or \(3, H, W\)"):
+            imageio.postprocess(data)  # a batch of two is not one picture, a fourth channel not RGB
+
+
 def test_postprocess_clips():
     data = np.full((1, 3, 2, 2), 1000.0, np.float32)
     data[0, :, 0, 0] = -1000.0
