@@ -316,7 +316,7 @@ def read_manifest(out_dir):
     if not os.path.isfile(path):
         return {}
     try:
-        frame = pd.read_csv(path, dtype={"flags": str, "error": str}, keep_default_na=False)
+        frame = pd.read_csv(path, keep_default_na=False)  # empty cells stay "", never NaN
         return {row["job"]: row for row in frame.to_dict("records")}
     except (OSError, ValueError, KeyError) as error:  # not the batch's manifest, or damaged
         raise UsageError(f"--out {out_dir}: its {MANIFEST} cannot be read ({one_line(error)}); move it away to "

@@ -389,3 +389,29 @@ def test_a_jobs_flags_name_its_output_readably_or_by_a_hash_when_long():
     slug = "_".join(flag.lstrip("-") for flag in long).replace("/", "-")
     assert name == "a__b__" + hashlib.sha1(slug.encode()).hexdigest()[:12]
     assert batch.job_name("a", "b", long[::-1]) != name  # another order, another job
+
+
+def test_a_job_refused_for_its_sizes_is_a_failed_row_without_ray(tmp_path, inputs):
+    import contextlib
+    import types
+
+    from tqdm import tqdm
+    out = tmp_path / "out"
+    out.mkdir()
+    jobs = batch_jobs(inputs, 2)
+    driver = batch.Driver(types.SimpleNamespace(out=str(out)), jobs, [], {}, tqdm(disable=True),
+                          contextlib.ExitStack(), refused={jobs[0].name: "the style image is 10x10 px: too small"})
+    driver.uses.update([jobs[0].content_image, jobs[0].style_image])
+    driver.submit(jobs[0])
+    assert driver.ray is None and driver.images == {}  # nothing started, nothing held
+    assert (driver.rows[jobs[0].name]["status"], driver.rows[jobs[0].name]["error"]) == (
+        "failed", "the style image is 10x10 px: too small")
+
+
+def test_an_out_folder_that_cannot_be_made_is_one_line_naming_why(tmp_path):
+    from nstyle.errors import UsageError
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError) as refused:
+        batch.make_out_folder(str(tmp_path / "file" / "out"))
+    assert str(refused.value) == f"--out {tmp_path / 'file' / 'out'}: cannot make that folder (Not a directory); " \
+                                 "give a folder, new or existing"

@@ -306,3 +306,33 @@ def test_the_contact_sheet_puts_each_picture_where_its_photo_and_painting_meet(t
     monkeypatch.setattr(batch, "SHEET_ROWS", 1)  # a sheet shows the first photos' rows only
     first_row = batch.contact_sheet_figure(str(tmp_path), jobs, rows)
     assert len(first_row.axes) == 2 * 3 and first_row.axes[4].get_xlabel() == "style 0.19 ↓ content 0.66 ↑"
+
+
+def test_the_batchs_own_flags_their_defaults_and_their_help():
+    from nstyle.errors import UsageError
+    parser = batch.build_arg_parser()
+    args, run_flags = parser.parse_known_args(["--out", "o", "--seed", "1"])
+    assert (args.out, args.device, args.max_retries, args.num_cpus, args.cpus_per_job, args.address, args.jobs,
+            args.no_quality, args.quiet) == ("o", "auto", 3, None, None, None, None, False, False)
+    assert run_flags == ["--seed", "1"]  # run.py's, passed on to every job
+    args, _ = parser.parse_known_args(["--out", "o", "--device", "cpu", "--num-cpus", "2", "--cpus-per-job", "1",
+                                       "--max-retries", "0", "--address", "auto", "--no-quality", "--quiet",
+                                       "--content-images", "a", "b", "--style-images", "c", "--jobs", "j.csv"])
+    assert (args.device, args.num_cpus, args.cpus_per_job, args.max_retries, args.address, args.no_quality,
+            args.quiet, args.content_images, args.style_images, args.jobs) == (
+        "cpu", 2, 1, 0, "auto", True, True, ["a", "b"], ["c"], "j.csv")
+    assert parser.parse_known_args(["--out", "o", "--device", "gpu"])[0].device == "gpu"
+    for argv, message in (([], "the following arguments are required: --out"),
+                          (["--out", "o", "--device", "GPU"], "argument --device: invalid choice: 'GPU'"),
+                          (["--out", "o", "--num-cpus", "two"], "argument --num-cpus: invalid int value: 'two'")):
+        with pytest.raises(UsageError) as refused:
+            parser.parse_known_args(argv)
+        assert str(refused.value).startswith(message) and str(refused.value).endswith(
+            "; see python -m nstyle.batch --help")
+    text = " ".join(parser.format_help().split())
+    assert text.startswith("usage: python -m nstyle.batch ")
+    assert "python -m nstyle.batch: many pictures at once, on Ray." in text  # the module's first line
+    assert "--content-images PATH [PATH ...]" in text and "--style-images PATH [PATH ...]" in text
+    assert "--jobs CSV" in text
+    assert text.endswith("the batch sets " + ", ".join(batch.MANAGED_FLAGS) + " itself.")
+    assert all(action.help for action in parser._actions)  # every flag says what it does
