@@ -35,7 +35,7 @@ try:
     from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
 
-    from nstyle import flags, imageio
+    from nstyle import flags, imageio, settings
     from nstyle.api import StyleTransfer, preview
     from nstyle.files import PROJECT_DIR, atomic_write, sample_path
     from nstyle.options import Options
@@ -251,6 +251,15 @@ def check_upload(path, client_name, limits):
         raise UsageError(str(bad).replace(path, repr(client_name))) from None
 
 
+def page_style_weight(base):
+    """Where the page's style strength starts: the painter's own style weight, so that a painting whose slider was
+    left alone is the one run.py makes. The server sets no optimizer, and L-BFGS and Adam (auto's two) share it."""
+    if base.style_weight is not None:
+        return base.style_weight
+    optimizer = "lbfgs" if base.optimizer == "auto" else base.optimizer
+    return settings.loss_weights(base.model or "vgg16", optimizer)[1]
+
+
 def create_app(out_dir, base_options=None, limits=Limits(40 * 2**20, 25_000_000), preview_every_s=0.5):
     """The page's Starlette app. base_options: what every painting starts from (the page sets the rest)."""
     os.makedirs(out_dir, exist_ok=True)
@@ -260,7 +269,8 @@ def create_app(out_dir, base_options=None, limits=Limits(40 * 2**20, 25_000_000)
     async def page(request):
         with open(PAGE, encoding="utf-8") as file:
             html = file.read()
-        return HTMLResponse(html.replace("{{MAX_UPLOAD_BYTES}}", str(limits.upload_bytes)))
+        return HTMLResponse(html.replace("{{MAX_UPLOAD_BYTES}}", str(limits.upload_bytes))
+                            .replace("{{STYLE_WEIGHT}}", f"{page_style_weight(painter.base):g}"))
 
     async def sample(request):
         name = SAMPLES.get(request.path_params["which"])

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import nstyle
-from nstyle import imageio
+from nstyle import imageio, settings
 from nstyle.files import sample_path
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -150,6 +150,8 @@ def test_the_page_paints_live_and_its_download_is_the_library_s_picture(server, 
     record = httpx.get(browser.find_element(By.ID, "download-options").get_attribute("href")).json()
     options = {key: tuple(value) if isinstance(value, list) else value for key, value in record["options"].items()}
     assert (options["max_long_edge"], options["preserve_colors"]) == (128, "after")  # the controls reached it
+    # The style strength left alone is the library's own default, as run.py paints it (the page once said 5).
+    assert options["style_weight"] == settings.loss_weights("vgg16", "lbfgs")[1] == settings.OBJECTIVE_STYLE_WEIGHT
     # The library's run in a fresh process, as the server's is: in the suite's own process earlier tests have set
     # the frameworks' thread counts, and on an AVX2-only CPU float32 MXNet rounds differently with other counts.
     again_path = str(tmp_path / "again.png")
@@ -212,6 +214,25 @@ def test_uploads_over_the_limits_are_refused_before_decoding(server, pair):
         "'wide.png' is 1100x1000 px, more than this page's limit of 1,000,000 pixels; shrink it first")
     missing = post(server, [("content", ("c.jpg", open(pair[0], "rb").read()))])
     assert missing.status_code == 400 and missing.json()["error"] == "choose at least one painting"
+
+
+def test_the_page_starts_at_the_librarys_style_weight_and_a_script_gets_its_picture_over_http(server, pair):
+    """The README's way without a browser: POST /jobs, poll /jobs/<id>, GET picture.png and options.json."""
+    page = httpx.get(server + "/").text
+    weight = f"{settings.OBJECTIVE_STYLE_WEIGHT:g}"
+    assert f'id="style_weight_value">{weight}<' in page and f'step="0.5" value="{weight}"' in page
+    assert "{{" not in page  # every placeholder filled
+    job = post(server, [("content", ("c.jpg", open(pair[0], "rb").read())),
+                        ("style", ("s.jpg", open(pair[1], "rb").read()))])
+    assert job.status_code == 200, job.text
+    url = f"{server}/jobs/{job.json()['job']}"
+    state = wait_for(lambda: (found := httpx.get(url).json())["status"] in ("done", "failed") and found, 300,
+                     "the scripted job")
+    assert state["status"] == "done", state["message"]
+    picture = imageio.pil_to_rgb(Image.open(io.BytesIO(httpx.get(url + "/picture.png").content)))
+    assert picture.shape == (96, 128, 3)
+    used = httpx.get(url + "/options.json").json()["options"]
+    assert used["max_long_edge"] == 128 and used["style_weight"] is None  # unset: the library's default
 
 
 def test_cmyk_alpha_and_16_bit_uploads_are_read_as_run_py_reads_them_and_queue_with_places(server, pair):
