@@ -48,9 +48,9 @@ def child(args):
 
 
 def main(argv=None):
-    from bench import machine
+    from bench import machine, usage
     from nstyle.backends import cpu_thread_environment
-    parser = argparse.ArgumentParser(prog="python -m bench.evaluation_cost", description=__doc__.splitlines()[0])
+    parser = usage.Parser(prog="python -m bench.evaluation_cost", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="128,256,512", help="long edges (default 128,256,512)")
     parser.add_argument("--setups", default="mxnet:float32,torch:float32",
                         help="backend:precision list (default mxnet:float32,torch:float32)")

@@ -7,7 +7,6 @@ them), in its own process so that its peak RSS (the child's ru_maxrss) is its ow
 DIR/report.md (the table in markdown), DIR/print_size.png (seconds per megapixel and peak memory against the long
 edge), DIR/machine.json, and the pictures DIR/print_N.jpg (ignored by git above 2048 px: see README).
 """
-import argparse
 import json
 import os
 import re
@@ -15,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from bench import machine
+from bench import machine, usage
 from nstyle.errors import UsageError
 from nstyle.files import PROJECT_DIR
 
@@ -74,7 +73,7 @@ def plot(rows, path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.print_size", description=__doc__.splitlines()[0])
+    parser = usage.Parser(prog="python -m bench.print_size", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1024,2048,4096", help="comma list of --output-size values")
     parser.add_argument("--out", default=os.path.join(PROJECT_DIR, "bench", "results", "print-size-cpu"))
     parser.add_argument("--content-image", default=os.path.join(PROJECT_DIR, "input", "IMG_4343.jpg"))

@@ -42,7 +42,8 @@ def child(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.warm_memory", description=__doc__.splitlines()[0])
+    from bench import usage
+    parser = usage.Parser(prog="python -m bench.warm_memory", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="128,192,256", help="long edges painted in turn (default 128,192,256)")
     parser.add_argument("--rounds", type=int, default=2, help="times the sizes are painted (default 2)")
     parser.add_argument("--epochs", type=int, default=3, help="--max-num-epochs of each run (default 3)")

@@ -17,6 +17,7 @@ node died (--max-retries), never for an error the job itself raised.
 """
 import collections
 import contextlib
+import difflib
 import glob
 import hashlib
 import io
@@ -117,6 +118,8 @@ def image_files(specs, flag):
         else:  # a glob: the folders it matches give their images, as a folder given by name does
             found = [path for match in sorted(glob.glob(spec))
                      for path in (folder_images(match) if os.path.isdir(match) else [match])]
+        if not found and not os.path.exists(spec) and not glob.has_magic(spec):  # a name, not a pattern
+            raise UsageError(f"{flag} {spec}: no such file or folder; give files, folders or globs")
         if not found:
             raise UsageError(f"{flag} {spec}: no image file there; give files, folders or globs")
         files += [os.path.abspath(path) for path in found if os.path.abspath(path) not in files]
@@ -249,8 +252,17 @@ def run_arguments(job, run_flags):
 
 
 def check_run_flags(run_flags):
+    """The flags the batch passes on to every job: each must be run.py's and not one the batch sets itself. A
+    misspelt flag is named with the closest of the flags the command takes (the batch's own, or run.py's that a job
+    may be given), before any other complaint."""
+    run_py_flags = set(flags.build_parser()._option_string_actions)
     for token in run_flags:
         flag = token.split("=", 1)[0]
+        if flag.startswith("--") and len(flag) > 2 and flag not in run_py_flags:
+            takes = (run_py_flags - set(MANAGED_FLAGS) - set(PAIR_FLAGS)) | set(build_arg_parser()._option_string_actions)
+            close = difflib.get_close_matches(flag, sorted(takes), n=1)
+            raise UsageError(f"unrecognized argument {flag}" + (f" (did you mean {close[0]}?)" if close else "") +
+                             "; see python -m nstyle.batch --help and python run.py --help")
         if flag in MANAGED_FLAGS or flag in PAIR_FLAGS:
             raise UsageError(f"{flag}: the batch sets it for each job" + (
                 "; give the images with --content-images and --style-images, or a jobs file" if flag in PAIR_FLAGS
@@ -364,7 +376,8 @@ class Driver:
         resources = self.ray.cluster_resources()
         self.bar.write(f"Ray: {len(ray_cluster.alive_nodes(self.ray))} node(s), {resources.get('CPU', 0):g} CPUs, "
                        f"{resources.get('GPU', 0):g} GPUs: {ray_cluster.description(self.args.address)} "
-                       f"({time.perf_counter() - started:.1f} s to start or join)", file=sys.stderr)
+                       f"({time.perf_counter() - started:.1f} s to {'join' if self.args.address else 'start'})",
+                       file=sys.stderr)
         self.remote = self.ray.remote(run_job)
         self.options, self.slots = self.task_options()
         # Retries only where Ray sees a worker or node die; the job's own errors are rows, never exceptions.
@@ -605,8 +618,8 @@ def check_job_sizes(jobs, run_flags):
 def run_batch(args, run_flags):
     """The exit code: 0 all done, 1 some job failed, 130 interrupted."""
     from tqdm import tqdm
+    check_run_flags(run_flags)  # first: a misspelt flag of the batch's own would otherwise read as missing
     check_batch_args(args)
-    check_run_flags(run_flags)
     jobs = make_jobs(args)
     renamed = sum(not job.name.startswith(f"{stem(job.content_image)}__{stem(job.style_image)}") for job in jobs)
     if renamed:

@@ -46,8 +46,9 @@ class Parser(argparse.ArgumentParser):
 def add_option_flags(parser):
     """One flag per Options field, in --help's sections; the images and --quiet, which are not options."""
     groups = {section: parser.add_argument_group(section) for section in SECTIONS}
-    groups[ARTICLE].add_argument("--content-image", required=True, help="the photo to paint")
-    groups[ARTICLE].add_argument("--style-image", required=True, nargs="+", help="the painting whose style to use; "
+    groups[ARTICLE].add_argument("--content-image", required=True, metavar="PHOTO", help="the photo to paint")
+    groups[ARTICLE].add_argument("--style-image", required=True, nargs="+", metavar="PAINTING",
+                                 help="the painting whose style to use; "
                                  "several are blended (each style layer's target is the blend of their Gram "
                                  "matrices)")
     for item in dataclasses.fields(Options):
@@ -64,7 +65,10 @@ def add_option_flags(parser):
 def build_parser(prog="run.py"):
     """run.py's parser; prog names the command in usage, errors and examples (the `nstyle` console script's own)."""
     command = "python run.py" if prog == "run.py" else prog
-    return add_option_flags(Parser(prog=prog, description="Paint the content image in the style of the style "
+    # A short usage line: argparse's own lists all 33 flags in 20 lines before the sections that explain them.
+    return add_option_flags(Parser(prog=prog, usage="%(prog)s --content-image PHOTO --style-image PAINTING "
+                                   "[PAINTING ...] [flags below]",
+                                   description="Paint the content image in the style of the style "
                                    "image (Gatys et al.), as MXNet's neural-style example does.",
                                    epilog=EXAMPLES.format(command=command),
                                    formatter_class=argparse.RawDescriptionHelpFormatter))

@@ -189,6 +189,36 @@ def test_a_manifest_read_back_keeps_empty_cells_empty_and_says_why_a_damaged_one
     assert str(damaged.value).endswith("); move it away to start the batch afresh")
 
 
+def test_a_misspelt_flag_is_named_with_the_closest_the_batch_takes_before_any_other_complaint(tmp_path, capsys):
+    from nstyle.errors import UsageError
+    for token, close in (("--style-imag", "--style-images"), ("--content-image=x", None), ("--style-weigth", "--style-weight"),
+                         ("--max-long-edg=64", "--max-long-edge"), ("--zzzzzzzz", None)):
+        with pytest.raises(UsageError) as refused:
+            batch.check_run_flags(["--seed", "1", token])
+        if close is None and token.startswith("--content-image"):  # run.py's, but the batch's to set
+            assert str(refused.value).startswith("--content-image: the batch sets it for each job")
+            continue
+        name = token.split("=")[0]
+        assert str(refused.value) == f"unrecognized argument {name}" + (f" (did you mean {close}?)" if close else "") \
+            + "; see python -m nstyle.batch --help and python run.py --help"
+    batch.check_run_flags(["--seed", "1", "--style-weight=3", "--max-long-edge", "64"])  # run.py's: passed on
+    # Through main: named before "give --content-images and --style-images", which the misspelling would leave.
+    code = batch.main(["--content-images", str(tmp_path), "--style-imag", "x.jpg", "--out", str(tmp_path / "out")])
+    assert code == 2 and capsys.readouterr().err.startswith(
+        "error: unrecognized argument --style-imag (did you mean --style-images?)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_path_that_does_not_exist_is_told_apart_from_a_folder_or_glob_without_images(tmp_path):
+    from nstyle.errors import UsageError
+    (tmp_path / "empty").mkdir()
+    for spec, why in ((tmp_path / "photos", "no such file or folder"), (tmp_path / "empty", "no image file there"),
+                      (tmp_path / "nothing*.jpg", "no image file there")):
+        with pytest.raises(UsageError) as refused:
+            batch.image_files([str(spec)], "--content-images")
+        assert str(refused.value) == f"--content-images {spec}: {why}; give files, folders or globs"
+
+
 def test_the_batchs_numbers_take_their_lowest_values_and_its_own_flags_are_refused_in_any_form():
     from nstyle.errors import UsageError
     batch.check_batch_args(namespace(num_cpus=1, cpus_per_job=1, max_retries=0))
@@ -212,9 +242,9 @@ def test_jobs_come_from_one_source_and_a_missing_image_names_its_flag(tmp_path):
               "--style-images, not both"),
              (dict(content_images=[str(photo)]), "give --content-images and --style-images (every pair), or --jobs FILE"),
              (dict(content_images=["/nowhere.png"], style_images=[str(photo)]), "--content-images /nowhere.png: no "
-              "image file there; give files, folders or globs"),
+              "such file or folder; give files, folders or globs"),
              (dict(content_images=[str(photo)], style_images=["/nowhere.png"]), "--style-images /nowhere.png: no "
-              "image file there; give files, folders or globs")]
+              "such file or folder; give files, folders or globs")]
     for given, message in cases:
         with pytest.raises(UsageError) as refused:
             batch.make_jobs(namespace(**given))

@@ -6,6 +6,7 @@ it is stopped by its process group. The batch runs as a command, in its own proc
 the old failure was a hang.
 """
 import os
+import re
 import shutil
 import signal
 import socket
@@ -168,6 +169,7 @@ def test_without_address_the_batch_starts_its_own_ray_beside_a_running_cluster(t
     ours = len(os.sched_getaffinity(0))
     assert f"Ray: 1 node(s), {ours} CPUs, 0 GPUs: an embedded Ray started by this command" in err, err
     assert ("RAY_ADDRESS is set but only --address joins" in err) == (found_by == "RAY_ADDRESS")
+    assert re.search(r"\(\d+\.\d s to start\)", err), err  # started, not joined
     rows = pd.read_csv(tmp_path / "out" / batch.MANIFEST)
     assert list(rows["status"]) == ["ok"] and list(rows["threads"]) == [ours]  # the foreign one has more CPUs
     assert foreign.process.poll() is None  # and it still runs: the batch stopped only its own Ray
@@ -206,6 +208,7 @@ def test_with_address_the_batch_joins_that_cluster(tmp_path, foreign, pair, tiny
     code, err, _ = run_batch(env, pair, tiny_model_dir, tmp_path / "out", "--address", foreign.address)
     assert code == 0, err
     assert f"Ray: 1 node(s), {FOREIGN_CPUS} CPUs, 0 GPUs: the Ray cluster at {foreign.address}" in err, err
+    assert re.search(r"\(\d+\.\d s to join\)", err), err
     assert foreign.process.poll() is None
 
 

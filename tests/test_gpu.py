@@ -180,6 +180,16 @@ def test_tfloat32_only_where_tf32_exists(monkeypatch, backend, device, capabilit
         assert settings.precision_problem(other, backend, device) is None
 
 
+def test_tfloat32_is_judged_by_the_gpu_the_run_uses(monkeypatch):
+    """On a machine with an Ampere gpu0 and a Turing gpu1, each run is judged by its own GPU (mutmut: the check once
+    could ask about another device and pass)."""
+    capabilities = {"gpu0": AMPERE, "gpu1": (7, 5)}
+    monkeypatch.setattr(settings, "gpu_has_bf16", lambda device: capabilities[device][0] >= 8)
+    assert settings.precision_problem("tfloat32", "torch", "gpu0") is None
+    assert settings.precision_problem("tfloat32", "torch", "gpu1") == (
+        "--precision tfloat32 needs an NVIDIA GPU from Ampere on; gpu1 is older (use float32)")
+
+
 def test_the_torch_backend_takes_tfloat32_on_a_gpu_only(monkeypatch, tiny_weights):
     from nstyle.backends import torch_backend
     calls = []
