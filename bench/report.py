@@ -352,6 +352,9 @@ def headline(frame, ok):
                                f"{at.loc[backend, 'median_epoch_s'] / at.loc['mxnet', 'median_epoch_s']:.2f}× "
                                f"MXNet's epoch time and "
                                f"{at.loc[backend, 'peak_mem_mb'] / at.loc['mxnet', 'peak_mem_mb']:.2f}× its peak memory")
+    shared = any(shared_machine_note(row) for row in ok.to_dict("records"))
+    tail = (" These timings look taken on a shared machine (the warning below): compare them with care."
+            if shared else "") + tail
     if comparisons:
         said = "; ".join(comparisons)
         return f"**{said[0].upper() + said[1:]}** ({ARTICLE_RATIOS}).{tail}"

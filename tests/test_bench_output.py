@@ -45,6 +45,16 @@ def test_the_report_opens_with_what_the_run_shows(tmp_path):
     assert "## (a)" in text and "Left out" not in text
 
 
+def test_a_headline_from_a_shared_machine_says_so_in_the_same_sentence(tmp_path):
+    frame = pd.read_csv(FIXTURE)
+    frame.loc[frame["status"] == "ok", "load_avg"] = 9.0  # far above the 4 threads: other work shared the cores
+    _, text = report_of(tmp_path, frame)
+    assert text.splitlines()[2].startswith("**At 512 px on gpu0 (Test GPU) PyTorch took 1.55× MXNet's epoch time")
+    assert "These timings look taken on a shared machine (the warning below): compare them with care. 2 of 6 " \
+        "configurations did not run" in text.splitlines()[2]
+    assert "**Warning: some timings look taken on a shared machine.**" in text
+
+
 def test_a_small_run_leaves_out_what_it_has_nothing_for(tmp_path):
     frame = pd.read_csv(FIXTURE)
     one = frame[(frame["backend"] == "torch") & (frame["long_edge"] == 256) & (frame["status"] == "ok")]
