@@ -64,8 +64,9 @@ def build_parser():
     arg("--device", default="cpu", help="cpu or gpuN (default cpu)")
     arg("--size", type=int, default=512, help="the output's long edge (default 512)")
     arg("--configs", default=",".join(name for name in CONFIGURATIONS if name not in OPT_IN),
-        help="comma list of: " + ", ".join(CONFIGURATIONS) + " (default: all but " + " and ".join(OPT_IN) +
-             ": lbfgs-pyramid is the default on a CPU, default-tf32 runs only on a GPU)")
+        help="comma list of: " + ", ".join(CONFIGURATIONS) + " (default: all but " + ", ".join(OPT_IN) +
+             ": lbfgs-pyramid is the default on a CPU, default-tf32 runs only on a GPU, default-lean is an "
+             "experiment)")
     arg("--every", type=int, default=1, help="score every N epochs at the output's size (default 1)")
     arg("--example-every", type=int, default=10, help="the same for the example's long NAG run (default 10)")
     arg("--example-epochs", type=int, default=1000, help="NAG's budget for the example row (default 1000)")

@@ -19,6 +19,8 @@ CONFIGURATIONS = {
                 {"precision": "auto"}),
     "default-tf32": ("run.py's defaults in tfloat32 (cuDNN's TF32 convolutions: torch on an Ampere or newer GPU)",
                      {"precision": "tfloat32"}),
+    "default-lean": ("run.py's defaults with 20, 8 and 8 evaluations at 128, 256 and 512 px (the AVX2 time lever; "
+                     "--size 512 only)", {"precision": "auto", "scale_epochs": [20, 8, 8]}),
     "peer": ("the peer: a plain PyTorch L-BFGS script (bench/peer.py), one scale, float32", None),
 }
-OPT_IN = ("lbfgs-pyramid", "default-tf32")  # not in --configs' default list
+OPT_IN = ("lbfgs-pyramid", "default-tf32", "default-lean")  # not in --configs' default list

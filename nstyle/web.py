@@ -205,6 +205,7 @@ class Painter:
             "model": result.plan.model, "backend": result.plan.backend, "device": result.plan.device,
             "precision": result.plan.precision, "optimizer": result.plan.optimizer, "threads": result.plan.threads,
             "scales": [[scale.long_edge, scale.epochs] for scale in result.plan.settings.scales],
+            **{name: result.plan.decisive[name] for name in ("content_weight", "style_weight", "tv_weight")},
             "notes": list(result.plan.notes)}, "epochs": result.epochs, "seconds": round(result.seconds, 2)}
         atomic_write(options_path(self.out_dir, job.id), (json.dumps(record, indent=2) + "\n").encode())
         ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(result.picture, cv2.COLOR_RGB2BGR))

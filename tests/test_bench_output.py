@@ -14,7 +14,7 @@ import bench.suite as bench_main
     (bench_main.main, ["--sizes", "x"], "error: argument --sizes: "),
     (bench_main.main, ["--no-such-flag", "--out", "x"], "error: unrecognized arguments: --no-such-flag"),
     (bench_report.main, [], "error: the following arguments are required"),
-    (bench_main.main, ["--size", "128", "--out", "x"], "error: unrecognized arguments: --size 128"),  # not --sizes
+    (bench_main.main, ["--size", "128", "--out", "x"], "error: unrecognized arguments: --size 128 (did you mean --sizes?)"),
 ])
 def test_a_bench_usage_error_is_one_line(main, argv, message, capsys):
     with pytest.raises(SystemExit) as stopped:

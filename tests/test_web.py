@@ -231,8 +231,11 @@ def test_the_page_starts_at_the_librarys_style_weight_and_a_script_gets_its_pict
     assert state["status"] == "done", state["message"]
     picture = imageio.pil_to_rgb(Image.open(io.BytesIO(httpx.get(url + "/picture.png").content)))
     assert picture.shape == imageio.load_image(pair[0]).shape  # the 128 px photo at size 128
-    used = httpx.get(url + "/options.json").json()["options"]
-    assert used["max_long_edge"] == 128 and used["style_weight"] is None  # unset: the library's default
+    record = httpx.get(url + "/options.json").json()
+    assert record["options"]["max_long_edge"] == 128 and record["options"]["style_weight"] is None  # unset
+    assert record["chosen"]["style_weight"] == settings.OBJECTIVE_STYLE_WEIGHT  # what the painting used
+    assert (record["chosen"]["content_weight"], record["chosen"]["tv_weight"]) == (
+        settings.OBJECTIVE_CONTENT_WEIGHT, settings.OBJECTIVE_TV_WEIGHT)
 
 
 def test_cmyk_alpha_and_16_bit_uploads_are_read_as_run_py_reads_them_and_queue_with_places(server, pair):
