@@ -143,8 +143,10 @@ class Painter:
         try:
             model_name, _ = planner.choose_model(self.base)
             self.painter.weights(model_name, self.base.model_dir)
-            use_cpu_threads(self.base.backend, self.base.threads or len(os.sched_getaffinity(0)))
-            backend_class(self.base.backend)
+            # auto's framework as the planner first requests it (MXNet; a run that moves to PyTorch loads it then)
+            backend = "mxnet" if self.base.backend == "auto" else self.base.backend
+            use_cpu_threads(backend, self.base.threads or len(os.sched_getaffinity(0)))
+            backend_class(backend)
         except NStyleError as bad:  # no weights: each painting will say so on the page
             print(f"warning: {flags.flag_message(bad)}", file=sys.stderr)
 
@@ -422,7 +424,8 @@ def build_parser():
         "(default %(default)s)")
     arg("--preview-every", type=float, default=0.5, help="seconds between live previews (default %(default)s)")
     arg("--gpu", default="auto", help="as run.py's --gpu (default auto)")
-    arg("--backend", default="mxnet", help="as run.py's --backend (default mxnet)")
+    arg("--backend", default="auto", help="as run.py's --backend (default auto, as run.py's: a page painting with "
+        "its controls left alone is run.py's)")
     arg("--model-dir", default=Options.model_dir, help="as run.py's --model-dir")
     arg("--threads", type=int, help="as run.py's --threads")
     return parser

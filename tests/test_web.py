@@ -234,6 +234,7 @@ def test_the_page_starts_at_the_librarys_style_weight_and_a_script_gets_its_pict
     record = httpx.get(url + "/options.json").json()
     assert record["options"]["max_long_edge"] == 128 and record["options"]["style_weight"] is None  # unset
     assert record["chosen"]["style_weight"] == settings.OBJECTIVE_STYLE_WEIGHT  # what the painting used
+    assert record["options"]["backend"] == "auto"  # the server's default is run.py's, chosen as run.py chooses
     assert (record["chosen"]["content_weight"], record["chosen"]["tv_weight"]) == (
         settings.OBJECTIVE_CONTENT_WEIGHT, settings.OBJECTIVE_TV_WEIGHT)
 
