@@ -17,7 +17,6 @@ node died (--max-retries), never for an error the job itself raised.
 """
 import collections
 import contextlib
-import difflib
 import glob
 import hashlib
 import io
@@ -115,11 +114,11 @@ def image_files(specs, flag):
             found = folder_images(spec)
         elif os.path.exists(spec):
             found = [spec]
+        elif not glob.has_magic(spec):  # a name, not a pattern, that does not exist
+            raise UsageError(f"{flag} {spec}: no such file or folder; give files, folders or globs")
         else:  # a glob: the folders it matches give their images, as a folder given by name does
             found = [path for match in sorted(glob.glob(spec))
                      for path in (folder_images(match) if os.path.isdir(match) else [match])]
-        if not found and not os.path.exists(spec) and not glob.has_magic(spec):  # a name, not a pattern
-            raise UsageError(f"{flag} {spec}: no such file or folder; give files, folders or globs")
         if not found:
             raise UsageError(f"{flag} {spec}: no image file there; give files, folders or globs")
         files += [os.path.abspath(path) for path in found if os.path.abspath(path) not in files]
@@ -260,9 +259,8 @@ def check_run_flags(run_flags):
         flag = token.split("=", 1)[0]
         if flag.startswith("--") and len(flag) > 2 and flag not in run_py_flags:
             takes = (run_py_flags - set(MANAGED_FLAGS) - set(PAIR_FLAGS)) | set(build_arg_parser()._option_string_actions)
-            close = difflib.get_close_matches(flag, sorted(takes), n=1)
-            raise UsageError(f"unrecognized argument {flag}" + (f" (did you mean {close[0]}?)" if close else "") +
-                             "; see python -m nstyle.batch --help and python run.py --help")
+            raise UsageError(f"unrecognized argument {flag}{flags.closest_flag_hint(flag, sorted(takes))}; see "
+                             "python -m nstyle.batch --help and python run.py --help")
         if flag in MANAGED_FLAGS or flag in PAIR_FLAGS:
             raise UsageError(f"{flag}: the batch sets it for each job" + (
                 "; give the images with --content-images and --style-images, or a jobs file" if flag in PAIR_FLAGS

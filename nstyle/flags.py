@@ -17,6 +17,12 @@ EXAMPLES = """examples:
       --max-long-edge 1024 --gpu -1 --output output/blend.png"""
 
 
+def closest_flag_hint(name, known):
+    """" (did you mean --x?)" with the closest of the known flags to a misspelt one, or "" when none is close."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 class Parser(argparse.ArgumentParser):
     """argparse that reports a bad flag as one UsageError line (exit 2) instead of the usage and the message, and
     takes no abbreviated flag (--style-imag is refused, not read as --style-image)."""
@@ -32,8 +38,7 @@ class Parser(argparse.ArgumentParser):
         for token in args:
             name = token.split("=", 1)[0]
             if name.startswith("--") and len(name) > 2 and name not in self._option_string_actions:
-                close = difflib.get_close_matches(name, list(self._option_string_actions), n=1)
-                self.error(f"unrecognized argument {name}" + (f" (did you mean {close[0]}?)" if close else ""))
+                self.error(f"unrecognized argument {name}{closest_flag_hint(name, self._option_string_actions)}")
         return super().parse_args(args, namespace)
 
     def error(self, message):

@@ -203,6 +203,12 @@ def decisive_settings(content, styles, model_name, settings, max_long_edge):
             "border": settings.border}
 
 
+def requested_backend(backend_flag):
+    """The backend a run asks for before the device and the CPU's case are known: --backend auto starts from MXNet,
+    the article's framework (plan may then move it, and loads that framework when it does)."""
+    return "mxnet" if backend_flag == "auto" else backend_flag
+
+
 def plan(options, content_rgb, style_rgbs, model_name, model_note=None, names=(None, ()), saved=None):
     """Every automatic choice for this run on this machine, checked against the images: a Plan.
 
@@ -211,8 +217,7 @@ def plan(options, content_rgb, style_rgbs, model_name, model_note=None, names=(N
     device order, which must happen before the framework loads (MXNet reads them at import)."""
     threads = options.threads or len(os.sched_getaffinity(0))
     use_pci_device_order()  # before CUDA starts: gpu N is nvidia-smi's GPU N
-    # backend auto: MXNet, the article's framework, unless the CPU's case below says otherwise.
-    requested = "mxnet" if options.backend == "auto" else options.backend
+    requested = requested_backend(options.backend)  # auto: MXNet, unless the device or the CPU's case below move it
     use_cpu_threads(requested, threads)  # before the framework's first import: MXNet reads it then
     device, backend_name, device_note = choose_device(options, requested)
     if backend_name != requested:  # gpu auto moved to a backend that has code for the GPU

@@ -143,8 +143,7 @@ class Painter:
         try:
             model_name, _ = planner.choose_model(self.base)
             self.painter.weights(model_name, self.base.model_dir)
-            # auto's framework as the planner first requests it (MXNet; a run that moves to PyTorch loads it then)
-            backend = "mxnet" if self.base.backend == "auto" else self.base.backend
+            backend = planner.requested_backend(self.base.backend)  # a run that moves elsewhere loads it then
             use_cpu_threads(backend, self.base.threads or len(os.sched_getaffinity(0)))
             backend_class(backend)
         except NStyleError as bad:  # no weights: each painting will say so on the page
