@@ -81,11 +81,17 @@ def largest_long_edge(available_mb, backend_name, device, model_name, aspect):
     return long_edge
 
 
-# Tiled runs (nstyle.tiles). The largest tile's network costs what the model above says for its extent (inner
-# edge + 2 halos); the canvas's own arrays stay on the host: the float32 L-BFGS's 2·history + 5 vectors, the
-# backend's image, gradient and TV gradient (3 more), each 3 channels of float32 per pixel, and the content
-# targets (relu4_2: 512 channels at 1/8 × 1/8, 32 B per canvas pixel).
-TILED_FLOAT_VECTORS = 10  # besides the history's pairs: fitted to the 4096 px run (5906 MB peak, 5513 predicted with 8)
+# Tiled runs (nstyle.tiles). The largest tile's network costs TILE_NETWORK_FACTOR × what the model above says for
+# its extent (inner edge + 2 halos): a tile keeps the features of every loss layer for pass 2's backward from
+# given feature gradients, and the framework's allocator keeps what pass 1 freed. The canvas's own arrays stay on
+# the host: the float32 L-BFGS's 2·history + 5 vectors, the backend's image, gradient and TV gradient, the scale's
+# content and style images, the next scale's start and its temporaries (TILED_FLOAT_VECTORS in all besides the
+# history's pairs), each 3 channels of float32 per pixel, and the content targets (relu4_2: 512 channels at
+# 1/8 × 1/8, 32 B per canvas pixel). Both fitted to two whole runs with 768 px tiles, history 3, torch on the CPU
+# (bench/NOTES.md, eighth session): 2048 px (2252×1569 canvas) peaked at 3,237 MB and 4096 px (4506×3141) at
+# 6,327 MB, where the earlier model (the tile at 1.0× its extent's, 10 vectors) predicted 2,447 and 4,919 MB; these give 3,215 and 6,242 MB.
+TILE_NETWORK_FACTOR = 1.36
+TILED_FLOAT_VECTORS = 14
 CONTENT_TARGET_BYTES_PER_PIXEL = 32
 # The inner tile edge chosen when memory allows more (nstyle.planner.choose_tiles): the halo (64 px each side at
 # relu5_1) then adds 36 % to each tile's pixels; larger tiles gain little and take much more memory.
@@ -104,7 +110,7 @@ def tiled_peak_mb(backend_name, device, model_name, canvas_pixels, tile_extent_p
     if fitted is None:
         return None
     host = tiled_host_mb(canvas_pixels, history) if parse_device(device)[0] == "cpu" else 0.0
-    return fitted.peak_mb(tile_extent_pixels) + host
+    return TILE_NETWORK_FACTOR * fitted.peak_mb(tile_extent_pixels) + host
 
 
 def is_out_of_memory(error):

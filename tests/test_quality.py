@@ -123,6 +123,22 @@ def test_the_grid_measure_sees_a_faint_period_4_grid(name):
     assert quality.grid_strength(gridded(photo, 2, period=7)) <= quality.BAR_GRID
 
 
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
+def test_the_grid_by_window_finds_the_gridded_piece_of_a_large_picture(name):
+    import skimage.data
+    photo = getattr(skimage.data, name)()
+    assert quality.grid_by_window(photo[:512, :512]) == [quality.grid_strength(photo[:512, :512])]  # one window
+    # 2.73x, as the 1500 px sample photo at 4096 px (an enlargement by a whole factor has that period itself)
+    enlarged = cv2.resize(photo, (1400, 1400), interpolation=cv2.INTER_CUBIC)
+    clean = quality.grid_by_window(enlarged)  # 3 x 3 pieces starting at 0, 512 and 888 px
+    assert len(clean) == 9 and np.median(clean) <= quality.BAR_GRID  # single pieces of photos reach 17
+    spoilt = enlarged.copy()
+    spoilt[512:1024, 512:1024] = gridded(enlarged[512:1024, 512:1024], 2)  # the middle piece gridded
+    pieces = quality.grid_by_window(spoilt)
+    assert pieces[4] > 10 * max(clean)
+    assert [pieces[index] for index in (0, 1, 2, 3, 6)] == [clean[index] for index in (0, 1, 2, 3, 6)]
+
+
 def test_the_grid_measure_reads_rows_and_columns_and_odd_sizes():
     import skimage.data
     photo = skimage.data.astronaut()[:341, :509]  # neither side a multiple of 4

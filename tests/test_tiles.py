@@ -147,6 +147,17 @@ def test_planner_tiles_when_the_canvas_does_not_fit_and_leaves_the_refusal_to_th
         memory.check_fits("mxnet", "cpu", "vgg16", shape[2:], 4096, 1000)
 
 
+@pytest.mark.parametrize("output_edge, canvas, measured_mb", [(2048, (1569, 2252), 3237), (4096, (3141, 4506), 6327)])
+def test_the_tiled_memory_model_predicts_the_measured_runs(output_edge, canvas, measured_mb):
+    # Whole run.py runs with 768 px tiles on torch, the CPU, history 3 (bench/NOTES.md, eighth session): the
+    # planner's prediction is what --max-memory is held to, so it must not fall short of what a run takes.
+    chosen = settings.run_settings("vgg16", "lbfgs", 512, output_edge=output_edge, backend="torch")
+    tiled, note = planner.choose_tiles(chosen, (1, 3) + canvas, measured_mb + 500)
+    assert tiled.tile_size == memory.MAX_TILE_EDGE
+    predicted = float(note.split("tiled about ")[1].split(" MB")[0].replace(",", ""))
+    assert abs(predicted - measured_mb) <= 0.03 * measured_mb
+
+
 def test_max_memory_must_be_positive():
     with pytest.raises(OptionError, match="max_memory"):
         Options(max_memory=0).validate()
