@@ -89,7 +89,8 @@ def largest_long_edge(available_mb, backend_name, device, model_name, aspect):
 # history's pairs), each 3 channels of float32 per pixel, and the content targets (relu4_2: 512 channels at
 # 1/8 × 1/8, 32 B per canvas pixel). Both fitted to two whole runs with 768 px tiles, history 3, torch on the CPU
 # (bench/NOTES.md, eighth session): 2048 px (2252×1569 canvas) peaked at 3,237 MB and 4096 px (4506×3141) at
-# 6,327 MB, where the earlier model (the tile at 1.0× its extent's, 10 vectors) predicted 2,447 and 4,919 MB; these give 3,215 and 6,242 MB.
+# 6,327 MB, where the earlier model (the tile at 1.0× its extent's, 10 vectors) predicted 2,447 and 4,919 MB; these
+# predict 3,217 and 6,253 MB. Checked since on 512 px tiles: 4096 px with --max-memory 5500, 5,406 predicted, 5,532.
 TILE_NETWORK_FACTOR = 1.36
 TILED_FLOAT_VECTORS = 14
 CONTENT_TARGET_BYTES_PER_PIXEL = 32

@@ -147,13 +147,16 @@ def test_planner_tiles_when_the_canvas_does_not_fit_and_leaves_the_refusal_to_th
         memory.check_fits("mxnet", "cpu", "vgg16", shape[2:], 4096, 1000)
 
 
-@pytest.mark.parametrize("output_edge, canvas, measured_mb", [(2048, (1569, 2252), 3237), (4096, (3141, 4506), 6327)])
-def test_the_tiled_memory_model_predicts_the_measured_runs(output_edge, canvas, measured_mb):
-    # Whole run.py runs with 768 px tiles on torch, the CPU, history 3 (bench/NOTES.md, eighth session): the
-    # planner's prediction is what --max-memory is held to, so it must not fall short of what a run takes.
+@pytest.mark.parametrize("output_edge, canvas, budget_mb, tile, measured_mb", [
+    (2048, (1569, 2252), 3500, 768, 3237), (4096, (3141, 4506), 7000, 768, 6327),
+    (4096, (3141, 4506), 5500, 512, 5532)])
+def test_the_tiled_memory_model_predicts_the_measured_runs(output_edge, canvas, budget_mb, tile, measured_mb):
+    # Whole run.py runs on torch, the CPU, history 3 (bench/NOTES.md, eighth session; the last: run.py --output-size
+    # 4096 --max-memory 5500): the planner's prediction is what --max-memory is held to, so it must stay within
+    # 3 % of what a run takes.
     chosen = settings.run_settings("vgg16", "lbfgs", 512, output_edge=output_edge, backend="torch")
-    tiled, note = planner.choose_tiles(chosen, (1, 3) + canvas, measured_mb + 500)
-    assert tiled.tile_size == memory.MAX_TILE_EDGE
+    tiled, note = planner.choose_tiles(chosen, (1, 3) + canvas, budget_mb)
+    assert tiled.tile_size == tile
     predicted = float(note.split("tiled about ")[1].split(" MB")[0].replace(",", ""))
     assert abs(predicted - measured_mb) <= 0.03 * measured_mb
 
