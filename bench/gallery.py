@@ -3,7 +3,9 @@
 The sample photo painted with two styles blended at each --blends ratio, with each --colors mode, at each
 --style-scales, every picture made with run.py's default settings. Each picture is scored with nstyle.quality against the blend of the two styles (the same
 weights), and for each blend one sheet is composed (rows: colours; columns: style scales; a header row with the
-photo and the two styles). Writes DIR/<name>.jpg, DIR/sheet_<blend>.jpg and DIR/scores.md. The pictures are
+photo and the two styles), and beside it a sheet of the same window of every picture at 2× (the sky and the spire:
+blur and grids show there, not in a thumbnail). Writes DIR/<name>.jpg, DIR/sheet_<blend>.jpg,
+DIR/crops_<blend>.png and DIR/scores.md. The pictures are
 painted by the library (nstyle.StyleTransfer, weights loaded once); each is printed as the run.py command that
 paints the same picture.
 """
@@ -23,6 +25,7 @@ from nstyle.files import PROJECT_DIR, atomic_write, sample_path
 from nstyle.quality import Scorer
 from nstyle.vgg import load_weights, params_path
 from bench import usage
+from bench.quality_report import crop_2x
 
 COLOR_LABELS = {"none": "the painting's colours", "after": "--preserve-colors after", "before":
                 "--preserve-colors before"}
@@ -39,7 +42,7 @@ def build_parser():
     arg("--blends", default="3:1,1:3", help="blend weights of the two styles, one sheet each (default %(default)s)")
     arg("--colors", default="none,after,before", help="colour modes, one row each (default %(default)s)")
     arg("--style-scales", default="0.5,1,2", help="--style-scale values, one column each (default %(default)s)")
-    arg("--size", type=int, default=256, help="--max-long-edge of every run (default %(default)s)")
+    arg("--size", type=int, default=512, help="--max-long-edge of every run (default %(default)s)")
     arg("--out", required=True, help="folder for the pictures, sheets and scores (created)")
     return parser
 
@@ -91,6 +94,12 @@ def sheet(rows):
     return canvas
 
 
+def crops_sheet(rows):
+    """The crops sheet: rows of (picture, label) as the sheet's, each cell the same window at 2× (crop_2x). PNG:
+    JPEG's own 8 px blocks would blur what the sheet is for."""
+    return sheet([[labelled(Image.fromarray(crop_2x(picture)), label) for picture, label in row] for row in rows])
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
@@ -105,9 +114,9 @@ def main(argv=None):
         header = [labelled(Image.fromarray(imageio.resize_long_edge(image, args.size)), text) for image, text in
                   [(content_rgb, "photo")] + [(image, f"style {index + 1}: {os.path.basename(path)}")
                                                      for index, (image, path) in enumerate(zip(style_rgbs, args.styles))]]
-        rows = [header]
+        rows, crop_rows = [header], []
         for color in colors:
-            row = []
+            row, crop_row = [], []
             for style_scale in scales:
                 output = os.path.join(args.out, picture_name(blend, color, style_scale) + ".jpg")
                 line = command(args, blend, color, style_scale, output)
@@ -122,10 +131,13 @@ def main(argv=None):
                 print(f"  {seconds:.1f} s, {score}", flush=True)
                 row.append(labelled(Image.fromarray(picture), f"{blend}, {color}, scale {style_scale}: "
                                                               f"{score.style_ratio:.2f} / {score.content_similarity:.2f}"))
+                crop_row.append((picture, f"{blend}, {color}, scale {style_scale}, 2x"))
             rows.append(row)
-        path = os.path.join(args.out, f"sheet_{blend.replace(':', '-')}.jpg")
-        imageio.save_image(path, np.asarray(sheet(rows)))
-        print(f"wrote {path}")
+            crop_rows.append(crop_row)
+        for path, image in ((os.path.join(args.out, f"sheet_{blend.replace(':', '-')}.jpg"), sheet(rows)),
+                            (os.path.join(args.out, f"crops_{blend.replace(':', '-')}.png"), crops_sheet(crop_rows))):
+            imageio.save_image(path, np.asarray(image))
+            print(f"wrote {path}")
     atomic_write(os.path.join(args.out, "scores.md"), ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
 

@@ -111,6 +111,16 @@ def pictures(table, out_dir, moment):
     plt.close(figure)
 
 
+def crop_2x(picture, window=CROP):
+    """The window (top, left, height, width as shares) of an HxWx3 picture enlarged 2× by nearest neighbour: each
+    pixel a 2×2 block, nothing smoothed, so blur and grids look as they are."""
+    import cv2
+    height, width = picture.shape[:2]
+    top, left = int(window[0] * height), int(window[1] * width)
+    part = picture[top:top + max(1, int(window[2] * height)), left:left + max(1, int(window[3] * width))]
+    return cv2.resize(part, (2 * part.shape[1], 2 * part.shape[0]), interpolation=cv2.INTER_NEAREST)
+
+
 def crops(table, out_dir):
     """crops.png: the same window of every configuration's last picture, enlarged 2× (nearest neighbour), in a row:
     blur, grids and noise that a thumbnail hides."""
@@ -123,11 +133,7 @@ def crops(table, out_dir):
             else []
         if not found:
             continue
-        picture = imageio.load_image(found[0])
-        height, width = picture.shape[:2]
-        top, left = int(CROP[0] * height), int(CROP[1] * width)
-        window = picture[top:top + max(1, int(CROP[2] * height)), left:left + max(1, int(CROP[3] * width))]
-        tile = cv2.resize(window, (2 * window.shape[1], 2 * window.shape[0]), interpolation=cv2.INTER_NEAREST)
+        tile = crop_2x(imageio.load_image(found[0]))
         cv2.putText(tile, row.configuration, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 2)
         tiles.append(tile)
     if not tiles:

@@ -95,3 +95,21 @@ def test_pair_distance_prints_the_photos_distance_per_layer(tiny_model_dir, caps
     assert stop.value.code == 2 and "too small" in capsys.readouterr().err
     assert pair_distance.main(["--pairs", "sample", "--model-dir", str(tiny_model_dir / "missing")]) == 1
     assert capsys.readouterr().err.startswith("error: weights file")
+
+
+def test_the_gallerys_crops_show_one_window_of_each_picture_pixel_for_pixel_at_twice_its_size():
+    import numpy as np
+
+    from bench.gallery import LABEL_HEIGHT, crops_sheet
+    from bench.quality_report import CROP, crop_2x
+    rng = np.random.default_rng(3)
+    pictures = [rng.integers(0, 256, (100, 160, 3), dtype=np.uint8) for _ in range(4)]
+    top, left, height, width = 12, 48, 30, 40  # CROP's shares of 100 x 160
+    assert (int(CROP[0] * 100), int(CROP[1] * 160), int(CROP[2] * 100), int(CROP[3] * 160)) == \
+        (top, left, height, width)
+    window = pictures[0][top:top + height, left:left + width]
+    assert np.array_equal(crop_2x(pictures[0]), window.repeat(2, axis=0).repeat(2, axis=1))
+    sheet = np.asarray(crops_sheet([[(pictures[0], "a"), (pictures[1], "b")], [(pictures[2], "c"), (pictures[3], "d")]]))
+    assert sheet.shape == (2 * (2 * height + LABEL_HEIGHT), 2 * 2 * width, 3)
+    cell = sheet[2 * height + 2 * LABEL_HEIGHT:, 2 * width:]  # second row, second column, below its label
+    assert np.array_equal(cell, crop_2x(pictures[3]))
