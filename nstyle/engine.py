@@ -78,8 +78,9 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
     # there (tiles.work_factor: halos and the Gram pass), so that the ETA holds across scales and tiles.
     height, width = content_rgb.shape[:2]
     shares = [level.share * tiles.work_factor((1, 3) + canvas_size(height, width, level.long_edge,
-                                                                   settings.border), settings.tile_size,
-                                              weights.plan(), settings.style) for level in levels]
+                                                                   settings.border), settings.tile_at(scale),
+                                              weights.plan(), settings.style)
+              for level, scale in zip(levels, scales)]
     total_work = sum(scale.epochs * share for scale, share in zip(scales, shares))
     run_epochs = sum(scale.epochs for scale in scales)
     first_scale, first_epoch, state = (0, 1, None) if resume is None else resume
@@ -99,10 +100,10 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
         else:
             start = finer_start(canvas, previous_content, content, borders[index - 1], border)
         previous_content = content
-        if tiles.needs_tiles(content.shape, settings.tile_size, weights.plan(), settings.style):
+        if tiles.needs_tiles(content.shape, settings.tile_at(scale), weights.plan(), settings.style):
             # a tiled canvas is too large to keep warm: built for this scale and freed after it
             backend = create_tiled_backend(settings.backend, weights, content, styles, settings.style, settings.device,
-                                           start, settings.tile_size, precision=settings.precision,
+                                           start, settings.tile_at(scale), precision=settings.precision,
                                            lbfgs_history=settings.lbfgs_history)
         else:
             build = create_backend if backends is None else backends.backend

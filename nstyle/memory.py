@@ -49,13 +49,41 @@ MEMORY_MODELS = {
 }
 
 
-def memory_model(backend_name, device, model_name):
-    """The fitted model for this setup, or None where nothing was measured (GPUs, so far)."""
-    return MEMORY_MODELS.get((backend_name, parse_device(device)[0], model_name))
+# run.py's whole-canvas runs with scipy's L-BFGS keep more on the host than the bench's epochs the models above were
+# fitted to: L-BFGS-B works in float64 (its pairs, its workspace, the float64 copies of the image and gradient that
+# optimizers.run_lbfgs hands it), each vector 24 B per canvas pixel (22.9 MiB per megapixel), plus the earlier
+# scales' and the scale's own images. Fitted to the two whole mxnet runs of bench/results/print-size-cpu (6
+# evaluations at the last scale: 5 pairs): 1024 px (1126×785 canvas) peaked at 3,357 MB and 2048 px (2252×1569) at
+# 11,966 MB where the model alone says 2,608 and 9,507 (−22 %, −21 %); with these, 3,357 and 11,955. The 512 px
+# default run (7 pairs; 1,117 MB measured) it over-predicts by 10 % (1,229).
+LBFGS_HOST_BASE_MB = 183
+LBFGS_OTHER_VECTORS = 18  # float64 vectors of the canvas's size besides the 2 × pairs
+FLOAT64_VECTOR_MB_PER_MEGAPIXEL = 3 * 8 * 1e6 / 2**20
 
 
-def predicted_peak_mb(backend_name, device, model_name, height, width):
-    fitted = memory_model(backend_name, device, model_name)
+def lbfgs_pairs(optimizer, device, epochs, history):
+    """The float64 pairs scipy's L-BFGS keeps on the host at a scale of this many evaluations (one per step after
+    the first evaluation, at most history), for memory_model; None for the other optimizers, and on a GPU, whose
+    budget is the device's memory."""
+    if optimizer != "lbfgs" or parse_device(device)[0] != "cpu":
+        return None
+    return max(0, min(history, epochs - 1))
+
+
+def memory_model(backend_name, device, model_name, lbfgs_pairs=None):
+    """The fitted model for this setup, or None where nothing was measured (GPUs, so far). lbfgs_pairs (see the
+    function of that name): a whole-canvas run with scipy's L-BFGS, its host arrays included; None: the network's
+    alone (the bench's epochs, the example's NAG, Adam)."""
+    fitted = MEMORY_MODELS.get((backend_name, parse_device(device)[0], model_name))
+    if fitted is None or lbfgs_pairs is None:
+        return fitted
+    vectors = 2 * lbfgs_pairs + LBFGS_OTHER_VECTORS
+    return MemoryModel(fitted.base_mb + LBFGS_HOST_BASE_MB,
+                       fitted.per_megapixel_mb + vectors * FLOAT64_VECTOR_MB_PER_MEGAPIXEL)
+
+
+def predicted_peak_mb(backend_name, device, model_name, height, width, lbfgs_pairs=None):
+    fitted = memory_model(backend_name, device, model_name, lbfgs_pairs)
     return None if fitted is None else fitted.peak_mb(height * width)
 
 
@@ -64,12 +92,12 @@ def image_pixels(long_edge, aspect):
     return long_edge * max(1, round(long_edge * aspect))
 
 
-def largest_long_edge(available_mb, backend_name, device, model_name, aspect):
+def largest_long_edge(available_mb, backend_name, device, model_name, aspect, lbfgs_pairs=None):
     """The longest long edge whose predicted peak fits in available_mb, for a short/long side ratio `aspect`.
 
     None when there is no model for this setup or the memory is unknown; 0 when not even one pixel fits.
     """
-    fitted = memory_model(backend_name, device, model_name)
+    fitted = memory_model(backend_name, device, model_name, lbfgs_pairs)
     if fitted is None or available_mb is None:
         return None
     megapixels = (available_mb - fitted.base_mb) / fitted.per_megapixel_mb
@@ -251,36 +279,38 @@ def smallest_long_edge(aspect):
 
 
 def advice(problem, backend_name, device, model_name, size, long_edge, available_mb, border=0.0,
-           flag="--max-long-edge"):
+           flag="--max-long-edge", lbfgs_pairs=None):
     """One line: what failed at which size, what the memory model predicts, and the largest size it fits.
     size is what is optimised: the picture at long_edge with border × long_edge pixels on every side. flag: the
-    option that set the size (--max-long-edge, or --output-size)."""
+    option that set the size (--max-long-edge, or --output-size). lbfgs_pairs: as memory_model's."""
     height, width = size
     text = f"{problem} at {width}x{height} px ({flag} {long_edge}{' and its --border' if border else ''}) " \
            f"on {device}"
-    predicted = predicted_peak_mb(backend_name, device, model_name, height, width)
+    predicted = predicted_peak_mb(backend_name, device, model_name, height, width, lbfgs_pairs)
     if predicted is not None and available_mb is not None:
         text += (f": {backend_name} with {model_name} needs about {predicted:,.0f} MB by the memory model, "
                  f"{available_mb:,.0f} MB is free")
     aspect = min(height, width) / max(height, width)
-    fits = largest_long_edge(available_mb, backend_name, device, model_name, aspect)
-    if fits is not None and fits < smallest_long_edge(aspect):
+    fits = largest_long_edge(available_mb, backend_name, device, model_name, aspect, lbfgs_pairs)
+    picture_fits = None if fits is None else int(fits / (1 + 2 * border))  # the canvas's long edge: the picture's
+    if picture_fits is not None and picture_fits < smallest_long_edge(aspect):  # a size the size check refuses
         return text + "; not even the smallest image fits: close other programs and try again"
     if fits is None or fits >= max(height, width):  # no model here, or it was wrong: other programs took memory?
         return text + f"; use a smaller {flag}" + ("" if device == "cpu" else ", or --gpu -1 for the CPU")
-    fits = int(fits / (1 + 2 * border))  # the canvas's long edge back to the picture's
-    return text + f"; this machine fits about {fits} px by the memory model: use {flag} {fits} or less"
+    return text + f"; this machine fits about {picture_fits} px by the memory model: use {flag} {picture_fits} or less"
 
 
-def check_fits(backend_name, device, model_name, size, long_edge, available_mb, border=0.0, flag="--max-long-edge"):
+def check_fits(backend_name, device, model_name, size, long_edge, available_mb, border=0.0, flag="--max-long-edge",
+               lbfgs_pairs=None):
     """Before binding: RuntimeFailure when the run clearly cannot fit (on Linux the kernel kills it otherwise,
-    silently); a warning line when it may not; None when it fits or nothing is known."""
-    predicted = predicted_peak_mb(backend_name, device, model_name, *size)
+    silently); a warning line when it may not; None when it fits or nothing is known. lbfgs_pairs: as
+    memory_model's."""
+    predicted = predicted_peak_mb(backend_name, device, model_name, *size, lbfgs_pairs=lbfgs_pairs)
     if predicted is None or available_mb is None:
         return None
     if predicted > available_mb * MEMORY_REFUSAL_FACTOR:
         raise RuntimeFailure(advice("not enough memory", backend_name, device, model_name, size, long_edge,
-                                    available_mb, border, flag))
+                                    available_mb, border, flag, lbfgs_pairs))
     if predicted > available_mb:
         return (f"warning: the memory model predicts {predicted:.0f} MB for this run and {available_mb:.0f} MB is "
                 "free; it may run out of memory")

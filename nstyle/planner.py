@@ -14,6 +14,7 @@ from nstyle.algorithm import DEFAULT_CONTENT_LAYERS
 from nstyle.backends import gpu_count, use_cpu_threads
 from nstyle.canvas import canvas_size
 from nstyle.gpus import compute_capability, missing_gpu_code, use_pci_device_order
+from nstyle.optimizers import LBFGS_HISTORY
 from nstyle.options import OptionError, flag_name
 from nstyle.vgg import available_model, layer_plan, relu_names
 
@@ -157,24 +158,42 @@ def largest_tile(settings, canvas_shape, budget_mb, history):
     return None, None
 
 
-def choose_tiles(settings, canvas_shape, budget_mb):
-    """(settings with tile_size and lbfgs_history set, the line to report) when the last canvas does not fit whole
-    in budget_mb by the memory model and tiles do; else (settings, None), and memory.check_fits judges the whole
-    canvas as before (a warning, or a refusal with the size that fits)."""
-    height, width = canvas_shape[2:]
-    whole = memory.predicted_peak_mb(settings.backend, settings.device, settings.model, height, width)
+def whole_run_pairs(settings, scale=None):
+    """memory.lbfgs_pairs for a whole-canvas run of settings at scale (default: the last)."""
+    scale = settings.scales[-1] if scale is None else scale
+    return memory.lbfgs_pairs(settings.optimizer, settings.device, scale.epochs, LBFGS_HISTORY)
+
+
+def choose_tiles(settings, picture_shape, budget_mb):
+    """(settings with tile_size, tiled_from and lbfgs_history set, the line to report) when the last canvas of a
+    picture_shape (H, W) content does not fit whole in budget_mb by the memory model and tiles do; else
+    (settings, None), and memory.check_fits judges the whole canvas as before (a warning, or a refusal with the size
+    that fits). Only the scales whose whole canvas does not fit are tiled: the smaller ones keep the untiled
+    evaluation (no halos, no Gram pass) and scipy's L-BFGS with its full history."""
+    def canvas(scale):
+        return canvas_size(*picture_shape[:2], scale.long_edge, settings.border)
+
+    def whole_mb(scale):
+        return memory.predicted_peak_mb(settings.backend, settings.device, settings.model, *canvas(scale),
+                                        lbfgs_pairs=whole_run_pairs(settings, scale))
+
+    whole = whole_mb(settings.scales[-1])
     if whole is None or budget_mb is None or whole <= budget_mb:
         return settings, None
     history = min(TILED_LBFGS_HISTORY, max(1, settings.scales[-1].epochs - 1))
-    tile, peak = largest_tile(settings, canvas_shape, budget_mb, history)
+    height, width = canvas(settings.scales[-1])
+    tile, peak = largest_tile(settings, (1, 3, height, width), budget_mb, history)
     if tile is None:
         return settings, None
+    tiled_from = min(scale.long_edge for scale in settings.scales if whole_mb(scale) > budget_mb)
     stride, halo = tiles.network_halo(layer_plan(settings.model), tiles.style_settings_layers(settings.style))
     down, across = tiles.grid_shape(height, width, tile, halo, stride)
+    whole_scales = [str(scale.long_edge) for scale in settings.scales if scale.long_edge < tiled_from]
     note = (f"tiles: {down}x{across} of about {tile} px (+{halo} px halo) at {width}x{height} px: the whole canvas "
             f"needs about {whole:,.0f} MB, {budget_mb:,.0f} MB is allowed; tiled about {peak:,.0f} MB "
-            f"(L-BFGS in float32, history {history})")
-    return dataclasses.replace(settings, tile_size=tile, lbfgs_history=history), note
+            f"(L-BFGS in float32, history {history}); scales from {tiled_from} px tiled"
+            + (f", {', '.join(whole_scales)} px whole" if whole_scales else ""))
+    return dataclasses.replace(settings, tile_size=tile, tiled_from=tiled_from, lbfgs_history=history), note
 
 
 def image_identity(image, name):
@@ -244,7 +263,7 @@ def plan(options, content_rgb, style_rgbs, model_name, model_note=None, names=(N
                       content_name, style_paths)
     canvas_shape = (1, 3) + canvas_size(*content_rgb.shape[:2], settings.long_edge, settings.border)
     budget = memory_budget_mb(options, device, backend_name)
-    settings, tile_note = choose_tiles(settings, canvas_shape, budget)
+    settings, tile_note = choose_tiles(settings, content_rgb.shape, budget)
     if settings.tile_size and options.backend == "auto" and backend_name == "mxnet":
         # Tiles on PyTorch: one MXNet binding of an 896 x 896 px tile peaked at 3.6 GB, PyTorch's at 2.0 GB
         # (bench/NOTES.md, issue 21), and MXNet kept more after each new shape.
@@ -252,7 +271,7 @@ def plan(options, content_rgb, style_rgbs, model_name, model_note=None, names=(N
         use_cpu_threads(backend_name, threads)
         precision, precision_note = choose_precision(options.precision, backend_name, device)
         settings, tile_note = choose_tiles(dataclasses.replace(settings, backend=backend_name, precision=precision,
-                                                               tile_size=None), canvas_shape, budget)
+                                                               tile_size=None), content_rgb.shape, budget)
         backend_note = ("backend: torch (auto: the canvas is evaluated in tiles, where a PyTorch tile takes about "
                         "half an MXNet binding's memory; --backend mxnet for MXNet)")
     output_shape = (1, 3) + imageio.long_edge_size(*content_rgb.shape[:2], settings.long_edge)
@@ -278,5 +297,5 @@ def memory_advice(problem, plan, available_mb):
     """memory.advice for a plan: what failed, what the memory model predicts, the largest size that fits."""
     return memory.advice(problem, plan.backend, plan.device, plan.model, plan.canvas_shape[2:],
                          plan.settings.long_edge, available_mb, plan.settings.border,
-                         flag_name(plan.size_option))
+                         flag_name(plan.size_option), whole_run_pairs(plan.settings))
 

@@ -68,10 +68,16 @@ class RunSettings:
     tile_size: Optional[int] = None  # a canvas that needs more than one tile of this inner edge (px) is evaluated
     # tile by tile (nstyle.tiles), the same objective within float tolerance; None: every canvas whole
     lbfgs_history: int = 5  # history of the float32 L-BFGS of tiled scales (optimizers.run_lbfgs_float32)
+    tiled_from: int = 0  # scales of a smaller long edge run whole even with tile_size set (the planner: those that
+    # fit); 0: tile_size applies to every scale
 
     @property
     def long_edge(self):
         return self.scales[-1].long_edge
+
+    def tile_at(self, scale):
+        """The tile edge the canvas of scale (a Scale) is evaluated with, or None to evaluate it whole."""
+        return self.tile_size if scale.long_edge >= self.tiled_from else None
 
 
 def default_optimizer(device):

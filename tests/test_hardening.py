@@ -534,20 +534,30 @@ def test_other_failures_are_not_called_out_of_memory(tmp_path, pictures, tiny_mo
         tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--optimizer", "nag")
 
 
-def test_a_run_that_cannot_fit_is_refused_before_binding(tmp_path, pictures, tiny_model_dir, monkeypatch, capsys):
-    # A model where the canvas at 40 px (the 40x30 picture and its 2 px border: 44x34) needs 1,596 MB and 700 MB
-    # is free: refused; 24 px recommended (a 26 px canvas).
+def test_memory_advice_never_recommends_a_picture_below_vggs_smallest_side(monkeypatch):
+    # 1 MB per pixel: 500 MB holds a 23 px canvas of a 4:3 picture, but with its border that is a 20 px picture,
+    # whose 15 px short side the size check refuses (16 px is VGG's least): no size is worth recommending.
     monkeypatch.setitem(memory.MEMORY_MODELS, ("mxnet", "cpu", "vgg16"), memory.MemoryModel(100.0, 1e6))
-    monkeypatch.setattr(memory, "available_memory_mb", lambda device, backend: 700.0)
+    assert memory.largest_long_edge(500.0, "mxnet", "cpu", "vgg16", 0.75) == 23
+    assert memory.smallest_long_edge(0.75) == 22
+    line = memory.advice("not enough memory", "mxnet", "cpu", "vgg16", (34, 44), 40, 500.0, border=0.05)
+    assert line.endswith("; not even the smallest image fits: close other programs and try again")
+
+
+def test_a_run_that_cannot_fit_is_refused_before_binding(tmp_path, pictures, tiny_model_dir, monkeypatch, capsys):
+    # A model where the canvas at 40 px (the 40x30 picture and its 2 px border: 44x34) needs 1,596 MB, 1,782 MB
+    # with scipy's L-BFGS's host arrays (memory.lbfgs_pairs), and 850 MB is free: refused; 23 px recommended (a 25 px canvas).
+    monkeypatch.setitem(memory.MEMORY_MODELS, ("mxnet", "cpu", "vgg16"), memory.MemoryModel(100.0, 1e6))
+    monkeypatch.setattr(memory, "available_memory_mb", lambda device, backend: 850.0)
     with monkeypatch.context() as patch:
         patch.setattr(nstyle.engine, "create_backend", None)  # never reached
         assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--max-long-edge", "40") == 1
     assert capsys.readouterr().err == (
         "error: not enough memory at 44x34 px (--max-long-edge 40 and its --border) on cpu: mxnet with vgg16 needs "
-        "about 1,596 MB by the memory model, 700 MB is free; this machine fits about 24 px by the memory model: "
-        "use --max-long-edge 24 or less\n")
+        "about 1,782 MB by the memory model, 850 MB is free; this machine fits about 23 px by the memory model: "
+        "use --max-long-edge 23 or less\n")
     assert not (tmp_path / "o.png").exists()
-    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--max-long-edge", "24",
+    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--max-long-edge", "23",
                     "--max-num-epochs", "1") == 0  # what the message recommends runs
     assert "memory" not in capsys.readouterr().err
 
