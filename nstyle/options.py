@@ -142,7 +142,8 @@ class Options:
                             "gives up the bit-exact GPU runs)", choices=PRECISION_CHOICES)
     max_memory: Optional[float] = option(None, SPEED, "memory in MB the run may use (host RAM on the CPU, the "
                                          "GPU's on a GPU); a canvas that needs more is evaluated in tiles that fit "
-                                         "(same result; README, Print size) (default: what is free)", type=float)
+                                         "(the same objective, optimised by a leaner L-BFGS; README, Print size) "
+                                         "(default: what is free)", type=float)
     threads: Optional[int] = option(None, SPEED, "CPU threads for the framework (default: every CPU this process "
                                     "may use)", type=int)
     model_dir: str = option(os.path.join(PROJECT_DIR, "model"), SPEED, "folder holding <model>.params (default "
