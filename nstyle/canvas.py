@@ -35,8 +35,20 @@ class Level:
     long_edge: int
     epochs: int
     border: int
-    share: float  # this canvas's pixels / the last canvas's: what one epoch here costs in full-size epochs
+    share: float  # what one epoch here costs in full-size epochs (evaluation_cost_share)
     canvas: tuple  # (height, width) of the canvas optimised here, border included
+
+
+# What an evaluation costs beyond its pixels, as pixels: an evaluation takes about a + b × pixels, and a / b is
+# about 7,000 px on the CPU (MXNet float32, 2 cores, AVX2: the sample's canvases of 13.6k, 55.5k and 221.6k px took
+# 0.18, 0.61 and 2.10 s; a default run's 128 px epochs cost 0.09 of a 512 px one, not their 0.061 pixel share).
+# Counted by pixels alone, the 128 px scale looked cheap and the ETA read 33-37 % high during it (bench/NOTES.md).
+EVALUATION_OVERHEAD_PIXELS = 7000
+
+
+def evaluation_cost_share(pixels, last_pixels):
+    """An evaluation of a canvas of pixels in evaluations of the last (the output's) canvas."""
+    return (pixels + EVALUATION_OVERHEAD_PIXELS) / (last_pixels + EVALUATION_OVERHEAD_PIXELS)
 
 
 def pyramid(content_size, scales, border):
@@ -44,8 +56,8 @@ def pyramid(content_size, scales, border):
     content_size (height, width) with border × the long edge on every side."""
     canvases = [canvas_size(*content_size, scale.long_edge, border) for scale in scales]
     last = np.prod(canvases[-1])
-    return [Level(scale.long_edge, scale.epochs, border_pixels(scale.long_edge, border), np.prod(canvas) / last,
-                  canvas) for scale, canvas in zip(scales, canvases)]
+    return [Level(scale.long_edge, scale.epochs, border_pixels(scale.long_edge, border),
+                  evaluation_cost_share(np.prod(canvas), last), canvas) for scale, canvas in zip(scales, canvases)]
 
 
 def with_border(planes, border):

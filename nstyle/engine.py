@@ -25,7 +25,8 @@ class Progress:
     epoch: int  # within this scale, 1-based
     scale_epochs: int  # this scale's budget
     change: Optional[float]  # relative change of this epoch; None where there is nothing to compare with
-    work: float  # full-size epochs: each epoch counts its pixels / the output's pixels (the progress bar's unit)
+    work: float  # full-size epochs: each epoch counts its cost in output-size evaluations (canvas.evaluation_cost_share),
+    # each scale's first one its set-up's too
     total_work: float  # the same for every scale's whole budget: what work reaches when no stop rule ends early
     seconds: float  # since stylize began
     stop_rule: bool  # a stop rule (stop_eps > 0) may end the run before total_work: the ETA is an upper bound
@@ -74,21 +75,23 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
     scales = settings.scales
     levels = pyramid(content_rgb.shape[:2], scales, settings.border)
     borders = [level.border for level in levels]
-    # Each epoch's share of the run's work: its canvas's pixels over the last canvas's, times what tiling costs
-    # there (tiles.work_factor: halos and the Gram pass), so that the ETA holds across scales and tiles.
+    # Each epoch's share of the run's work: its cost in evaluations of the last canvas (canvas.evaluation_cost_share),
+    # times what tiling costs there (tiles.work_factor: halos and the Gram pass), so that the ETA holds across scales
+    # and tiles. Each scale's set-up (its targets: a forward pass of the photo and of each painting, about one
+    # evaluation) counts one epoch's share more, added with the scale's first epoch in this process.
     height, width = content_rgb.shape[:2]
     shares = [level.share * tiles.work_factor((1, 3) + canvas_size(height, width, level.long_edge,
                                                                    settings.border), settings.tile_at(scale),
                                               weights.plan(), settings.style)
               for level, scale in zip(levels, scales)]
-    total_work = sum(scale.epochs * share for scale, share in zip(scales, shares))
+    total_work = sum((scale.epochs + 1) * share for scale, share in zip(scales, shares))
     run_epochs = sum(scale.epochs for scale in scales)
     first_scale, first_epoch, state = (0, 1, None) if resume is None else resume
     if backends is not None:  # the kept backends of other canvases go before this run builds any
         backends.keep_only(backend_key(settings.backend, weights, settings.style, settings.device, settings.precision,
                                        (1, 3) + level.canvas) for level in levels[first_scale:])
     canvas, image, results, total_epochs = None, None, [], 0
-    work = sum(scale.epochs * share for scale, share in zip(scales[:first_scale], shares)) + \
+    work = sum((scale.epochs + 1) * share for scale, share in zip(scales[:first_scale], shares)) + \
         (first_epoch - 1) * shares[first_scale]
     for index in range(first_scale, len(scales)):
         scale = scales[index]
@@ -118,9 +121,10 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
             begin, state = first_epoch, None
         pixel_share = shares[index]
 
-        def on_epoch(epoch, change, picture, index=index, scale=scale, pixel_share=pixel_share, border=border):
+        def on_epoch(epoch, change, picture, index=index, scale=scale, pixel_share=pixel_share, border=border,
+                     begin=begin):
             nonlocal work
-            work += pixel_share
+            work += 2 * pixel_share if epoch == begin else pixel_share  # the first with the scale's set-up
             if callback is not None:
                 callback(Progress(index, len(scales), scale.long_edge, epoch, scale.epochs, change, work,
                                   total_work, time.perf_counter() - started, settings.stop_eps > 0,

@@ -225,20 +225,20 @@ def _output_extension(path):
 def check_output_path(path):
     """Fail fast, before any long computation, if an image could not be saved at path."""
     path = os.fspath(path)
-    _output_extension(path)
-    if os.path.isdir(path):
+    if os.path.isdir(path):  # before the extension: "output/" is a folder, not a file of an unknown type
         raise UsageError(f"output {path} is a folder; give a file name such as {os.path.join(path, 'out.png')}")
+    _output_extension(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"output folder {folder} does not exist; create it (mkdir -p {folder}) "
-                         "or choose another --output")
+                         "or choose another output path")
     try:
         # Really create a file: os.access is wrong for root and for read-only file systems.
         with tempfile.TemporaryFile(dir=folder, prefix=".nstyle-check-"):
             pass
     except OSError as exc:
         raise UsageError(f"cannot write to output folder {folder} ({exc.strerror or exc}); "
-                         "fix its permissions or choose another --output") from None
+                         "fix its permissions or choose another output path") from None
 
 
 def save_image(path, image, remove_noise=0.0, method="gaussian"):

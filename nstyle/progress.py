@@ -2,7 +2,8 @@
 
 
 class ProgressBar:
-    """tqdm over the run's work in full-size epochs (an epoch at half the long edge counts a quarter), so that its
+    """tqdm over the run's work in full-size epochs (an epoch at half the long edge counts about a quarter: its pixels
+    plus an evaluation's fixed cost, canvas.evaluation_cost_share), so that its
     ETA holds across scales; it shows the scale, the epoch there and the relative change. Made at the first
     epoch, when the total is known."""
 
@@ -20,7 +21,10 @@ class ProgressBar:
         change = "–" if progress.change is None else f"{progress.change:.4f}"
         self.bar.set_postfix_str(f"{progress.long_edge} px epoch {progress.epoch}/{progress.scale_epochs}, "
                                  f"change {change}", refresh=False)
-        self.bar.update(min(progress.work, self.bar.total) - self.bar.n)
+        # The run's last epoch fills the bar: the total is rounded for display, and a sum of float shares may end
+        # a hair below it (drawn as 99.9 %, a bar one cell short).
+        last = progress.scale_index == progress.scales - 1 and progress.epoch == progress.scale_epochs
+        self.bar.update((self.bar.total if last else min(progress.work, self.bar.total)) - self.bar.n)
 
     def close(self):
         if self.bar is not None:

@@ -133,6 +133,8 @@ class Painter:
             if job.id in self.waiting:
                 self.waiting.remove(job.id)
         job.status, job.message, job.changed = status, message, time.monotonic()
+        if status != "done":
+            job.eta_s = None  # nothing more will come: no time left to wait for
         shutil.rmtree(job.folder, ignore_errors=True)
 
     def warm_up(self):

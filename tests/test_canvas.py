@@ -7,7 +7,7 @@ import pytest
 
 from conftest import smooth_image
 from nstyle import algorithm, imageio
-from nstyle.canvas import (Level, _cubic_weights, _resample_axis, canvas_size, finer_start, inside, pyramid,
+from nstyle.canvas import (EVALUATION_OVERHEAD_PIXELS, Level, _cubic_weights, _resample_axis, canvas_size, finer_start, inside, pyramid,
                            scale_images, starting_image, style_at_scale, upsample, with_border)
 from nstyle.settings import Scale
 
@@ -19,9 +19,11 @@ def rgb(height, width, seed):
 def test_the_pyramid_has_each_scales_canvas_border_budget_and_share_of_the_last():
     # A 30x40 photo at border 0.05: 24 px -> 18x24 + round(1.2) = 1 px a side; 48 px -> 36x48 + round(2.4) = 2 px;
     # 96 px -> 72x96 + round(4.8) = 5 px.
+    # Each share: an evaluation's pixels plus its fixed cost (EVALUATION_OVERHEAD_PIXELS), over the last canvas's.
     levels = pyramid((30, 40), [Scale(24, 7), Scale(48, 3), Scale(96, 2)], 0.05)
-    assert levels == [Level(24, 7, 1, pytest.approx(20 * 26 / (82 * 106)), (20, 26)),
-                      Level(48, 3, 2, pytest.approx(40 * 52 / (82 * 106)), (40, 52)),
+    extra = EVALUATION_OVERHEAD_PIXELS
+    assert levels == [Level(24, 7, 1, pytest.approx((20 * 26 + extra) / (82 * 106 + extra)), (20, 26)),
+                      Level(48, 3, 2, pytest.approx((40 * 52 + extra) / (82 * 106 + extra)), (40, 52)),
                       Level(96, 2, 5, 1.0, (82, 106))]
     portrait = pyramid((40, 30), [Scale(48, 1)], 0.0)  # no border: the canvas is the picture
     assert portrait == [Level(48, 1, 0, 1.0, (48, 36))]

@@ -345,6 +345,8 @@ def test_check_output_path(tmp_path, monkeypatch):
     (tmp_path / "dir.png").mkdir()
     with pytest.raises(UsageError, match="is a folder"):
         imageio.check_output_path(tmp_path / "dir.png")
+    with pytest.raises(UsageError, match="is a folder"):  # "output/": a folder, not a file of no known type
+        imageio.check_output_path(f"{tmp_path}{os.sep}")
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")

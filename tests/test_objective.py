@@ -6,7 +6,8 @@ import reference
 from conftest import smooth_image
 from nstyle import algorithm, imageio, optimizers, settings
 from nstyle.backends import BACKENDS, create_backend
-from nstyle.canvas import border_pixels, canvas_size, inside, upsample, with_border, without_nyquist
+from nstyle.canvas import (border_pixels, canvas_size, evaluation_cost_share, inside, upsample, with_border,
+                           without_nyquist)
 from nstyle.engine import stylize
 from nstyle.train import optimize
 
@@ -256,8 +257,10 @@ def test_stylize_runs_each_scale_and_reports_progress(tiny_weights, pictures):
     assert [(p.long_edge, p.epoch) for p in seen] == [(24, e) for e in range(1, 6)] + [(48, e) for e in range(1, 4)]
     assert [(s.long_edge, s.epochs) for s in result.scales] == [(24, 5), (48, 3)]
     assert result.image.shape[2:] == (36, 48) and result.epochs == 8
-    # Work counts full-size epochs: a 24 px epoch is a quarter of a 48 px one.
-    assert seen[-1].work == pytest.approx(seen[-1].total_work) == pytest.approx(5 / 4 + 3)
+    # Work counts full-size epochs: a 24 px epoch (a quarter of the pixels) costs its share of a 48 px one, and
+    # each scale's set-up one epoch of it.
+    assert seen[-1].work == pytest.approx(seen[-1].total_work) == \
+        pytest.approx((5 + 1) * evaluation_cost_share(18 * 24, 36 * 48) + 3 + 1)
     assert seen[0].image.shape[2:] == (18, 24)
 
 
@@ -287,7 +290,8 @@ def test_a_border_is_optimised_around_the_picture_and_cut_off(tiny_weights, pict
     # side (2 px at 24 px, 5 px at 48 px), is what is optimised.
     assert result.image.shape[2:] == (36, 48) and [(s.height, s.width) for s in result.scales] == [(18, 24), (36, 48)]
     assert {p.image.shape[2:] for p in seen[:3]} == {(18, 24)} and saved[-1] == (1, 3, 36, 48)
-    assert seen[-1].work == pytest.approx(3 * (22 * 28) / (46 * 58) + 2)  # work counts the canvas's pixels
+    # work counts the canvas's pixels (border included)
+    assert seen[-1].work == pytest.approx((3 + 1) * evaluation_cost_share(22 * 28, 46 * 58) + 2 + 1)
     without = stylize(content, style, tiny_weights, settings.run_settings(
         "vgg16", "lbfgs", 48, scales=[24, 48], scale_epochs=[3, 2], backend="mxnet", border=0), keep_weights=True)
     assert not np.allclose(result.image, without.image, atol=1.0)  # the border changes the painting at its edges
@@ -325,7 +329,7 @@ def test_backend_auto_takes_torch_only_for_lbfgs_and_adam_on_an_amx_cpu(monkeypa
 # (issue 19: a resumed run's progress, the bar counting epochs, an --init image's border passed every test)
 
 # Canvases of a 30x40 photo at border 0.05 (Adam's default): 24 px -> 18x24 + 1 px a side; 48 px -> 36x48 + 2.
-SHARE_24 = (20 * 26) / (40 * 52)
+SHARE_24 = evaluation_cost_share(20 * 26, 40 * 52)
 
 
 def test_progress_records_every_epoch_of_every_scale(tiny_weights, pictures):
@@ -335,9 +339,10 @@ def test_progress_records_every_epoch_of_every_scale(tiny_weights, pictures):
     stylize(content, style, tiny_weights, run, callback=seen.append, keep_weights=True)
     assert [(p.scale_index, p.scales, p.long_edge, p.epoch, p.scale_epochs) for p in seen] == \
         [(0, 2, 24, e, 3) for e in (1, 2, 3)] + [(1, 2, 48, e, 2) for e in (1, 2)]
-    assert [p.work for p in seen] == pytest.approx([SHARE_24, 2 * SHARE_24, 3 * SHARE_24, 3 * SHARE_24 + 1,
-                                                    3 * SHARE_24 + 2])
-    assert [p.total_work for p in seen] == pytest.approx([3 * SHARE_24 + 2] * 5)
+    # each scale's first epoch brings its set-up's share too
+    assert [p.work for p in seen] == pytest.approx([2 * SHARE_24, 3 * SHARE_24, 4 * SHARE_24, 4 * SHARE_24 + 2,
+                                                    4 * SHARE_24 + 3])
+    assert [p.total_work for p in seen] == pytest.approx([4 * SHARE_24 + 3] * 5)
     seconds = [p.seconds for p in seen]
     assert seconds == sorted(seconds) and seconds[0] > 0
     assert all(0 < p.change < 1 for p in seen)  # Adam's relative change of each step
@@ -357,10 +362,11 @@ def test_a_resumed_runs_progress_counts_the_work_done_before_it(tiny_weights, pi
     seen = []
     stylize(content, style, tiny_weights, run, callback=seen.append, keep_weights=True,
             resume=(scale, epoch + 1, first.state))
-    done_before = (3 * SHARE_24 + epoch) if scale else epoch * SHARE_24
+    # before: the earlier scale's epochs and set-up, this scale's epochs; the resumed scale is set up again here
+    done_before = (4 * SHARE_24 + epoch) if scale else epoch * SHARE_24
     assert (seen[0].scale_index, seen[0].epoch) == (scale, epoch + 1)
-    assert seen[0].work == pytest.approx(done_before + (1 if scale else SHARE_24))
-    assert seen[-1].work == pytest.approx(seen[-1].total_work) == pytest.approx(3 * SHARE_24 + 3)
+    assert seen[0].work == pytest.approx(done_before + 2 * (1 if scale else SHARE_24))
+    assert seen[-1].work == pytest.approx(seen[-1].total_work) == pytest.approx(4 * SHARE_24 + 4)
     assert len(seen) == (3 - epoch if scale else 3 - epoch + 3)
 
 
@@ -376,10 +382,12 @@ def test_the_progress_bar_counts_full_size_epochs(tiny_weights, pictures, capsys
 
     stylize(content, style, tiny_weights, run, callback=show, keep_weights=True)
     bar.close()
-    assert [n for n, _, _ in shown] == pytest.approx([min(work, round(3 * SHARE_24 + 2, 2)) for *_, work in shown])
-    assert {total for _, total, _ in shown} == {round(3 * SHARE_24 + 2, 2)}
+    total = round(4 * SHARE_24 + 3, 2)
+    assert [n for n, _, _ in shown[:-1]] == pytest.approx([min(work, total) for *_, work in shown[:-1]])
+    assert shown[-1][0] == total  # the last epoch fills the bar exactly, whatever the float sum of the shares
+    assert {total for _, total, _ in shown} == {total}
     text = capsys.readouterr().err
-    assert f"{round(3 * SHARE_24 + 2, 2):.1f}/{round(3 * SHARE_24 + 2, 2):.1f} full-size epochs" in text
+    assert f"{total:.1f}/{total:.1f} full-size epochs" in text
     assert "48 px epoch 2/2, change 0." in text
 
 

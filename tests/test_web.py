@@ -173,6 +173,7 @@ def test_cancel_stops_the_painting_within_one_epoch(server, pair, browser):
     job = browser.execute_script("return job;")
     state = httpx.get(f"{server}/jobs/{job}").json()
     assert state["epochs_done"] <= state["epochs_at_cancel"] + 1 and state["epochs_done"] < 42
+    assert state["eta_s"] is None  # a cancelled job has no time left to wait for
     assert httpx.get(f"{server}/jobs/{job}/picture.png").status_code == 404  # nothing kept of a cancelled one
 
 
