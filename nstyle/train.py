@@ -41,10 +41,17 @@ def optimize(backend, max_epochs, stop_eps, save_every=0, save=None, first_epoch
     """
     started = time.perf_counter()
     last_run_epoch = epochs_before + max_epochs if run_last_epoch is None else run_last_epoch
+    # A resumed L-BFGS scale starts its history afresh at the checkpoint's image, which the interrupted run had
+    # already evaluated: that first evaluation restarts the optimizer and is not an epoch of the budget (counted, it
+    # left the resumed scale one step short of the uninterrupted run's).
+    restart = {"pending": optimizer == "lbfgs" and first_epoch > 1}
     run = {"image": backend.image(), "last_epoch": first_epoch - 1, "change": float("nan"),
            "epoch": first_epoch - 1, "stop_reason": "max-epochs"}
 
     def after_epoch(change):
+        if restart["pending"]:
+            restart["pending"] = False
+            return False
         epoch = run["epoch"] = run["epoch"] + 1
         run["change"] = change
         latest = backend.image()
@@ -66,7 +73,8 @@ def optimize(backend, max_epochs, stop_eps, save_every=0, save=None, first_epoch
         return False
 
     if first_epoch <= max_epochs:
-        optimizers.run(optimizer, backend, max_epochs - first_epoch + 1, after_epoch, settings)
+        optimizers.run(optimizer, backend, max_epochs - first_epoch + 1 + int(restart["pending"]), after_epoch,
+                       settings)
     final = backend.image()  # L-BFGS ends at its lowest-loss image, not its last trial
     if run["stop_reason"] != "non-finite" and np.isfinite(final).all():
         run["image"] = final

@@ -279,6 +279,23 @@ def test_stylize_resumes_mid_scale_exactly(tiny_weights, pictures):
     np.testing.assert_array_equal(resumed.image, straight.image)
 
 
+def test_a_resumed_lbfgs_scale_restarts_at_the_checkpoint_without_spending_an_epoch_on_it(tiny_weights, pictures):
+    """L-BFGS resumed after epoch 2 of 5: the checkpoint's image was evaluated before the interruption, so the one
+    evaluation that restarts the optimizer there is not an epoch — epochs 3, 4, 5 are each a step (a change to
+    report), and the scale is not left one step short of the uninterrupted run."""
+    content, style = (imageio.load_image(path) for path in pictures)
+    run = settings.run_settings("vgg16", "lbfgs", 48, scales=[48], scale_epochs=[5], backend="mxnet")
+    asked = {"count": 0}
+    first = stylize(content, style, tiny_weights, run, keep_weights=True,
+                    should_stop=lambda: asked.__setitem__("count", asked["count"] + 1) or asked["count"] == 2)
+    assert first.stop_reason == "interrupted" and first.last_epoch == 2
+    seen = []
+    resumed = stylize(content, style, tiny_weights, run, resume=(0, 3, first.state), keep_weights=True,
+                      callback=seen.append)
+    assert [p.epoch for p in seen] == [3, 4, 5] and resumed.epochs == 3
+    assert all(p.change is not None and p.change > 0 for p in seen)  # a step each, none a re-evaluation
+
+
 def test_a_border_is_optimised_around_the_picture_and_cut_off(tiny_weights, pictures):
     content, style = (imageio.load_image(path) for path in pictures)
     run = settings.run_settings("vgg16", "lbfgs", 48, scales=[24, 48], scale_epochs=[3, 2], backend="mxnet",
