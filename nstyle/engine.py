@@ -25,8 +25,8 @@ class Progress:
     epoch: int  # within this scale, 1-based
     scale_epochs: int  # this scale's budget
     change: Optional[float]  # relative change of this epoch; None where there is nothing to compare with
-    work: float  # full-size epochs: each epoch counts its cost in output-size evaluations (canvas.evaluation_cost_share),
-    # each scale's first one its set-up's too
+    work: float  # full-size epochs: each epoch its cost in output-size evaluations (canvas.evaluation_cost_share),
+    # each scale's first one its set-up's too (the progress bar's unit)
     total_work: float  # the same for every scale's whole budget: what work reaches when no stop rule ends early
     seconds: float  # since stylize began
     stop_rule: bool  # a stop rule (stop_eps > 0) may end the run before total_work: the ETA is an upper bound
