@@ -42,7 +42,7 @@ class Level:
 # What an evaluation costs beyond its pixels, as pixels: an evaluation takes about a + b × pixels, and a / b is
 # about 7,000 px on the CPU (MXNet float32, 2 cores, AVX2: the sample's canvases of 13.6k, 55.5k and 221.6k px took
 # 0.18, 0.61 and 2.10 s; a default run's 128 px epochs cost 0.09 of a 512 px one, not their 0.061 pixel share).
-# Counted by pixels alone, the 128 px scale looked cheap and the ETA read 33-37 % high during it (bench/NOTES.md).
+# Counted by pixels alone, the 128 px scale looked cheap and the ETA read 37-56 % high during it (bench/NOTES.md).
 EVALUATION_OVERHEAD_PIXELS = 7000
 
 
