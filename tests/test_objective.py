@@ -408,6 +408,18 @@ def test_the_progress_bar_counts_full_size_epochs(tiny_weights, pictures, capsys
     assert "48 px epoch 2/2, change 0." in text
 
 
+def test_the_progress_bars_last_epoch_fills_it_when_the_shares_sum_a_hair_below_the_shown_total(capsys):
+    from nstyle.cli import ProgressBar
+    from nstyle.engine import Progress
+    bar = ProgressBar(True)
+    total = 0.998 + 1.0  # rounded to 2.0 for the display; the epochs' shares sum to 1.998
+    for epoch, work in ((1, 0.998), (2, 1.998)):
+        bar(Progress(0, 1, 48, epoch, 2, None, work, total, 0.1 * epoch, False, np.zeros((1, 3, 2, 2))))
+    assert bar.bar.n == bar.bar.total == 2.0  # not 1.998 of 2.0, drawn a cell short
+    bar.close()
+    assert "100%" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("init", ["file", "style"])
 def test_an_image_start_fills_the_picture_and_gets_the_canvass_reflected_border(init):
     """The start from an image (--init FILE, or style) is that image resized to the picture, not to the canvas,
