@@ -7,8 +7,9 @@ import pytest
 
 from conftest import smooth_image
 from nstyle import algorithm, imageio
-from nstyle.canvas import (EVALUATION_OVERHEAD_PIXELS, Level, _cubic_weights, _resample_axis, canvas_size, finer_start, inside, pyramid,
-                           scale_images, starting_image, style_at_scale, upsample, with_border)
+from nstyle.canvas import (EVALUATION_OVERHEAD_PIXELS, Level, _cubic_weights, _resample_axis, canvas_size,
+                           finer_start, inside, pyramid, scale_images, starting_image, style_at_scale, upsample,
+                           with_border)
 from nstyle.settings import Scale
 
 
