@@ -111,16 +111,17 @@ def largest_long_edge(available_mb, backend_name, device, model_name, aspect, lb
 
 # Tiled runs (nstyle.tiles). The largest tile's network costs TILE_NETWORK_FACTOR × what the model above says for
 # its extent (inner edge + 2 halos): a tile keeps the features of every loss layer for pass 2's backward from
-# given feature gradients, and the framework's allocator keeps what pass 1 freed. The canvas's own arrays stay on
-# the host: the float32 L-BFGS's 2·history + 5 vectors, the backend's image, gradient and TV gradient, the scale's
-# content and style images, the next scale's start and its temporaries (TILED_FLOAT_VECTORS in all besides the
-# history's pairs), each 3 channels of float32 per pixel, and the content targets (relu4_2: 512 channels at
-# 1/8 × 1/8, 32 B per canvas pixel). Both fitted to two whole runs with 768 px tiles, history 3, torch on the CPU
-# (bench/NOTES.md, eighth session): 2048 px (2252×1569 canvas) peaked at 3,237 MB and 4096 px (4506×3141) at
-# 6,327 MB, where the earlier model (the tile at 1.0× its extent's, 10 vectors) predicted 2,447 and 4,919 MB; these
-# predict 3,217 and 6,253 MB. Checked since on 512 px tiles: 4096 px with --max-memory 5500, 5,406 predicted, 5,532.
+# given feature gradients, and the framework's allocator keeps what pass 1 freed (fitted to two whole runs with
+# 768 px tiles, torch on the CPU: bench/NOTES.md, eighth session). The canvas's own arrays stay on the host, each
+# 3 channels of float32 per pixel (12 B): the float32 L-BFGS's history pairs in float16 (one vector per pair,
+# optimizers.HalfVector), its point, gradient, direction and trial, the gradient being summed over the tiles, the
+# loop's copy of the latest image and the TV term's temporaries (TILED_FLOAT_VECTORS besides the pairs), and the
+# content targets (relu4_2: 512 channels at 1/8 × 1/8, 32 B per canvas pixel). Counted (tracemalloc, eleventh
+# session): the host's peak per canvas pixel fell by 9.2 vectors when the pairs went to float16, the optimizer
+# searched the image itself and the engine let go of the last scale's photo, paintings and start, so 14 became 8
+# and the pairs' 2 · history became history.
 TILE_NETWORK_FACTOR = 1.36
-TILED_FLOAT_VECTORS = 14
+TILED_FLOAT_VECTORS = 8
 CONTENT_TARGET_BYTES_PER_PIXEL = 32
 # The inner tile edge chosen when memory allows more (nstyle.planner.choose_tiles): the halo (64 px each side at
 # relu5_1) then adds 36 % to each tile's pixels; larger tiles gain little and take much more memory.
@@ -129,7 +130,7 @@ MAX_TILE_EDGE = 768
 
 def tiled_host_mb(canvas_pixels, history):
     """The host memory of a tiled canvas's own arrays (see above), MiB."""
-    return canvas_pixels * (12 * (2 * history + TILED_FLOAT_VECTORS) + CONTENT_TARGET_BYTES_PER_PIXEL) / 2**20
+    return canvas_pixels * (12 * (history + TILED_FLOAT_VECTORS) + CONTENT_TARGET_BYTES_PER_PIXEL) / 2**20
 
 
 def tiled_peak_mb(backend_name, device, model_name, canvas_pixels, tile_extent_pixels, history):

@@ -80,75 +80,118 @@ def run_lbfgs(backend, epochs, on_epoch, settings):
 ARMIJO = 1e-4  # sufficient decrease of the float32 L-BFGS's backtracking line search (scipy's dcsrch: ftol 1e-3)
 
 
+HALF_CHUNK = 1 << 20  # elements per step of the history's float16 arithmetic: float32 temporaries of 4 MB, not of
+# the whole canvas (a 4096 px canvas is 42 M elements)
+
+
+class HalfVector:
+    """A float32 vector kept as float16 over its largest magnitude: half the memory, about three significant digits
+    relative to that magnitude (entries below 6e-5 of it round towards 0). The float32 L-BFGS keeps its history pairs
+    so: they only shape the step (its inverse-Hessian estimate), so their rounding changes the path a little, never
+    the loss being minimised. The arithmetic runs in float32 over chunks of HALF_CHUNK elements."""
+
+    def __init__(self, values):
+        self.scale = max(float(np.max(np.abs(values))), 1e-30)
+        self.half = np.empty(values.size, np.float16)
+        factor = np.float32(1.0 / self.scale)
+        for begin in range(0, values.size, HALF_CHUNK):
+            self.half[begin:begin + HALF_CHUNK] = values[begin:begin + HALF_CHUNK] * factor
+
+    def dot(self, other):
+        """self · other (a float32 vector), summed in float64 over the chunks."""
+        return self.scale * sum(float(np.dot(self.half[begin:begin + HALF_CHUNK].astype(np.float32),
+                                             other[begin:begin + HALF_CHUNK]))
+                                for begin in range(0, self.half.size, HALF_CHUNK))
+
+    def add_to(self, target, factor):
+        """target += factor · self, in place."""
+        factor = np.float32(factor * self.scale)
+        for begin in range(0, self.half.size, HALF_CHUNK):
+            target[begin:begin + HALF_CHUNK] += self.half[begin:begin + HALF_CHUNK].astype(np.float32) * factor
+
+
 def run_lbfgs_float32(backend, epochs, on_epoch, settings, history):
     """L-BFGS in float32 with history pairs and a backtracking line search, for canvases too large for scipy.
 
     scipy's L-BFGS-B keeps (2·maxcor + 5) float64 vectors of the image's size in its Fortran workspace, plus its
     bounds and copies: about 7 GB for the 4506 × 3141 canvas of a 4096 px picture at maxcor 5 (each vector 340 MB),
-    30 GB at our 50. Here: 2·history + 5 float32 vectors (170 MB each there). The same variable scaling, first step
-    (FIRST_STEP_PIXELS) and two-loop recursion; a step is accepted at the first trial that decreases the loss
-    sufficiently (Armijo), else the step is cut by quadratic interpolation. Each evaluation is one epoch; the
-    backend ends at the lowest-loss image evaluated."""
+    30 GB at our 50. Here the pairs are HalfVectors (a quarter of scipy's bytes each) and four float32 vectors
+    are kept besides them (the point, its gradient, the direction and the trial, which the backend evaluates in
+    place: 170 MB each there). It searches the image itself where scipy's path searches image / step_scale; the
+    same steps follow from a first step of step_scale / ‖gradient‖ (FIRST_STEP_PIXELS) and the two-loop recursion,
+    whose scaling is the pairs' own. A step is accepted at the first trial that decreases the loss sufficiently
+    (Armijo), else the step is cut by quadratic interpolation. Each evaluation is one epoch; its change is the
+    distance from the previous trial over the trial's norm, as scipy's path reports it. The backend ends at the
+    lowest-loss image evaluated."""
     shape = backend.image().shape
-    step_scale = np.float32(FIRST_STEP_PIXELS * np.sqrt(np.prod(shape)))
-    state = {"evaluations": 0, "previous": None, "best_loss": np.inf, "best": None}
+    step_scale = FIRST_STEP_PIXELS * np.sqrt(np.prod(shape))
+    state = {"evaluations": 0, "best_loss": np.inf, "best": None}
 
-    def evaluate(flat):
-        loss, gradient = backend.objective((flat * step_scale).reshape(shape))
-        change = None if state["previous"] is None else \
-            float(np.linalg.norm(flat - state["previous"]) / max(float(np.linalg.norm(flat)), 1e-30))
-        state["previous"] = flat
+    def evaluate(flat, moved):
+        """Loss and gradient at flat; moved: its distance from the previously evaluated image (None: the first)."""
+        loss, gradient = backend.objective(flat.reshape(shape))
+        change = None if moved is None else moved / max(float(np.linalg.norm(flat)), 1e-30)
         if np.isfinite(loss) and loss < state["best_loss"]:
             state.update(best_loss=loss, best=flat)  # flat is never changed in place: no copy
         state["evaluations"] += 1
         if on_epoch(change) or state["evaluations"] >= epochs:
             raise _Stopped
-        gradient = gradient.reshape(-1)
-        gradient *= step_scale
-        return loss, gradient
+        return loss, gradient.reshape(-1)
 
-    pairs = []  # (s, y, 1 / yᵀs), oldest first
-    x = (backend.image().reshape(-1) / step_scale).astype(np.float32)
+    pairs = []  # (s, y as HalfVectors, 1 / yᵀs, yᵀy), oldest first
+    x = np.asarray(backend.image(), np.float32).reshape(-1)
     try:
-        loss, gradient = evaluate(x)
+        loss, gradient = evaluate(x, None)
         while True:
             direction = -gradient
             alphas = []
-            for s, y, rho in reversed(pairs):
-                alpha = rho * float(np.dot(s, direction))
-                direction -= np.float32(alpha) * y
+            for s, y, rho, _ in reversed(pairs):
+                alpha = rho * s.dot(direction)
+                y.add_to(direction, -alpha)
                 alphas.append(alpha)
             if pairs:
-                s, y, rho = pairs[-1]
-                direction *= np.float32(1.0 / (rho * float(np.dot(y, y))))
-                for (s, y, rho), alpha in zip(pairs, reversed(alphas)):
-                    direction += np.float32(alpha - rho * float(np.dot(y, direction))) * s
+                _, _, rho, y_squared = pairs[-1]
+                direction *= np.float32(1.0 / (rho * y_squared))
+                for (s, y, rho, _), alpha in zip(pairs, reversed(alphas)):
+                    s.add_to(direction, alpha - rho * y.dot(direction))
                 step = 1.0
-            else:  # no curvature yet: a unit step in the scaled variable, as scipy's first
-                step = 1.0 / max(float(np.linalg.norm(gradient)), 1e-30)
+            else:  # no curvature yet: a step of step_scale along the gradient, as scipy's first in its variable
+                step = step_scale / max(float(np.linalg.norm(gradient)), 1e-30)
             slope = float(np.dot(gradient, direction))
             if slope >= 0:  # not a descent direction (rounding): start again from steepest descent
+                if not pairs:
+                    break  # the gradient is 0: a stationary point, nothing left to spend evaluations on
                 pairs.clear()
                 continue
+            length = float(np.linalg.norm(direction))
+            evaluated_step = 0.0  # the step of the image evaluated last along this direction (x itself)
             while True:
-                trial = x + np.float32(step) * direction
-                trial_loss, trial_gradient = evaluate(trial)
+                trial = direction * np.float32(step)
+                trial += x
+                trial_loss, trial_gradient = evaluate(trial, abs(step - evaluated_step) * length)
+                evaluated_step = step
                 if np.isfinite(trial_loss) and trial_loss <= loss + ARMIJO * step * slope:
                     break
+                trial = trial_gradient = None  # not kept while the next trial is evaluated
                 excess = trial_loss - loss - step * slope if np.isfinite(trial_loss) else np.inf
                 cut = -slope * step * step / (2 * excess) if np.isfinite(excess) and excess > 0 else 0.1 * step
                 step = min(max(cut, 0.1 * step), 0.5 * step)
-            s, y = trial - x, trial_gradient - gradient
-            curvature = float(np.dot(y, s))
-            if curvature > 1e-10 * float(np.dot(y, y)):
-                pairs.append((s, y, 1.0 / curvature))
+            x -= trial  # x becomes -s: the pair's vectors are made in place, one canvas vector at a time
+            x *= -1
+            s = HalfVector(x)
+            gradient -= trial_gradient
+            gradient *= -1
+            y = HalfVector(gradient)
+            curvature, y_squared = y.dot(x), float(np.dot(gradient, gradient))
+            if curvature > 1e-10 * y_squared:
+                pairs.append((s, y, 1.0 / curvature, y_squared))
                 del pairs[:-history]
             x, loss, gradient = trial, trial_loss, trial_gradient
-            del trial, trial_gradient, direction
+            del s, y, trial, trial_gradient, direction
     except _Stopped:
         pass
     if state["best"] is not None:
-        backend.set_image((state["best"] * step_scale).reshape(shape))
+        backend.set_image(state["best"].reshape(shape))
 
 
 RUNNERS = {"nag": run_nag, "adam": run_adam, "lbfgs": run_lbfgs}

@@ -280,9 +280,10 @@ class TiledCanvas:
         return gradient, content_losses
 
 
-def tv_energy_and_gradient(image):
-    """algorithm.tv_energy and its gradient on the host in float32 (float64 sums)."""
-    return algorithm.tv_energy_and_gradient(image, np.float32)
+def tv_energy_and_gradient(image, into=None, scale=1.0):
+    """algorithm.tv_energy and its gradient on the host in float32 (float64 sums); with into, scale × the gradient
+    added to it in place."""
+    return algorithm.tv_energy_and_gradient(image, np.float32, into, scale)
 
 
 def tv_kernel_gradient(image, tv_weight):
@@ -370,11 +371,11 @@ class TiledBackend(Backend):
         return np.zeros_like(self.image_array) if array is None else array
 
     def objective(self, image):
-        self.image_array = np.asarray(image, np.float32)  # the optimizers hand over a fresh array: no copy
+        # no copy: the optimizers hand over an array they leave alone while it is the latest evaluated (the float32
+        # L-BFGS reuses a trial's memory only after a newer trial's evaluation)
+        self.image_array = np.asarray(image, np.float32)
         losses, gradient = self.evaluate(self.image_array, self.objective_scales[:-1])
-        energy, tv_gradient = tv_energy_and_gradient(self.image_array)
-        tv_scale = self.objective_scales[-1]
-        gradient += np.float32(tv_scale) * tv_gradient
+        energy, gradient = tv_energy_and_gradient(self.image_array, into=gradient, scale=self.objective_scales[-1])
         loss = sum(scale * value for scale, value in zip(self.objective_scales, losses + [energy]))
         return float(loss), gradient
 
