@@ -91,7 +91,8 @@ class HalfVector:
     the loss being minimised. The arithmetic runs in float32 over chunks of HALF_CHUNK elements."""
 
     def __init__(self, values):
-        self.scale = max(float(np.max(np.abs(values))), 1e-30)
+        self.scale = max(max(float(np.max(np.abs(values[begin:begin + HALF_CHUNK])))
+                             for begin in range(0, values.size, HALF_CHUNK)), 1e-30)
         self.half = np.empty(values.size, np.float16)
         factor = np.float32(1.0 / self.scale)
         for begin in range(0, values.size, HALF_CHUNK):
@@ -132,7 +133,9 @@ def run_lbfgs_float32(backend, epochs, on_epoch, settings, history):
         loss, gradient = backend.objective(flat.reshape(shape))
         change = None if moved is None else moved / max(float(np.linalg.norm(flat)), 1e-30)
         if np.isfinite(loss) and loss < state["best_loss"]:
-            state.update(best_loss=loss, best=flat)  # flat is never changed in place: no copy
+            # no copy: the loop reuses a point's memory (x) only after a trial with a lower loss was accepted, so
+            # never the best one's
+            state.update(best_loss=loss, best=flat)
         state["evaluations"] += 1
         if on_epoch(change) or state["evaluations"] >= epochs:
             raise _Stopped
