@@ -132,9 +132,9 @@ def run_lbfgs_float32(backend, epochs, on_epoch, settings, history):
         """Loss and gradient at flat; moved: its distance from the previously evaluated image (None: the first)."""
         loss, gradient = backend.objective(flat.reshape(shape))
         change = None if moved is None else moved / max(float(np.linalg.norm(flat)), 1e-30)
-        if np.isfinite(loss) and loss < state["best_loss"]:
-            # no copy: the loop reuses a point's memory (x) only after a trial with a lower loss was accepted, so
-            # never the best one's
+        if np.isfinite(loss) and loss <= state["best_loss"]:
+            # no copy: the loop reuses a point's memory (x) only after accepting a trial whose loss is no higher, so
+            # never the best one's (hence <=: a step can leave a large loss unchanged in its last digit)
             state.update(best_loss=loss, best=flat)
         state["evaluations"] += 1
         if on_epoch(change) or state["evaluations"] >= epochs:

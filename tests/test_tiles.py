@@ -92,8 +92,9 @@ def test_tiled_backend_steps_like_the_whole_canvas(tiny_weights):
 class Quadratic:
     """A backend-shaped quadratic ½ Σ aᵢ (xᵢ − bᵢ)², minimum at b: what L-BFGS must find."""
 
-    def __init__(self, shape, seed):
+    def __init__(self, shape, seed, offset=0.0):
         rng = np.random.default_rng(seed)
+        self.offset = offset
         self.scales = rng.uniform(0.5, 5.0, shape).astype(np.float32)
         self.target = rng.normal(0, 30, shape).astype(np.float32)
         self.current = np.zeros(shape, np.float32)
@@ -106,7 +107,8 @@ class Quadratic:
 
     def objective(self, image):
         difference = image - self.target
-        return float(0.5 * np.sum(self.scales * difference * difference, dtype=np.float64)), self.scales * difference
+        loss = 0.5 * np.sum(self.scales * difference * difference, dtype=np.float64)
+        return float(self.offset + loss), self.scales * difference
 
 
 def test_float32_lbfgs_minimises_a_quadratic_within_its_budget_and_keeps_the_best():
@@ -117,6 +119,15 @@ def test_float32_lbfgs_minimises_a_quadratic_within_its_budget_and_keeps_the_bes
     assert len(changes) <= 40 and changes[0] is None  # it stops early where the gradient is exactly 0
     final = problem_.objective(problem_.image())[0]
     assert final < 1e-4 * start_loss
+
+
+def test_the_float32_lbfgs_keeps_its_best_image_when_a_step_leaves_the_loss_unchanged_in_float64():
+    # 1e17 + the quadratic: near the minimum a step's decrease is below the loss's last digit, so a step is
+    # accepted at an equal loss; the best image must still be an image evaluated, not the pair built in its memory
+    problem_ = Quadratic((1, 3, 20, 30), seed=3, offset=1e17)
+    optimizers.run_lbfgs_float32(problem_, 40, lambda change: False, None, history=5)
+    difference = problem_.image() - problem_.target
+    assert 0.5 * np.sum(problem_.scales * difference * difference, dtype=np.float64) < 100
 
 
 def test_a_half_vector_keeps_three_digits_of_its_largest_entry_across_chunks(monkeypatch):
