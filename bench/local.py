@@ -15,8 +15,8 @@ from nstyle.files import PROJECT_DIR
 def worker_command(args, backend, device, size):
     command = [sys.executable, "-m", "bench.worker", "--backend", backend, "--device", device, "--size", str(size),
                "--epochs", str(args.epochs), "--warmup", str(args.warmup), "--model", args.model,
-               "--model-dir", args.model_dir, "--content", args.content, "--style", args.style,
-               "--threads", str(args.threads)]
+               "--precision", args.precision, "--model-dir", args.model_dir, "--content", args.content,
+               "--style", args.style, "--threads", str(args.threads)]
     if args.stop_eps is not None:
         command += ["--stop-eps", str(args.stop_eps), "--max-epochs", str(args.max_epochs)]
     if args.random_weights:
@@ -35,7 +35,8 @@ def last_line(text):
 
 def run_worker(args, backend, device, size, log_path):
     """Run one configuration; its row, whatever happens to the worker."""
-    row = {"backend": backend, "device": device, "long_edge": size, "model": args.model, "threads": args.threads}
+    row = {"backend": backend, "device": device, "long_edge": size, "model": args.model, "precision": args.precision,
+           "threads": args.threads}
     env = dict(os.environ, **cpu_thread_environment(args.threads))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [PROJECT_DIR, env.get("PYTHONPATH")]))
     started = time.perf_counter()

@@ -1,6 +1,6 @@
 """python -m bench.memory_fit DIR/results.csv ...: fit nstyle/memory.py's memory model to measured peaks.
 
-For each (backend, device kind, model) with at least two sizes that ran, a least-squares line through
+For each (backend, device kind, model, precision) with at least two sizes that ran, a least-squares line through
 (megapixels, peak_mem_mb); prints the MEMORY_MODELS entries to paste, with the worst relative residual.
 """
 import sys
@@ -12,11 +12,14 @@ from bench import usage
 
 
 def fit(frame):
-    """{(backend, device kind, model): (base MiB, MiB per megapixel, worst |residual| / measured)}."""
+    """{(backend, device kind, model, precision): (base MiB, MiB per megapixel, worst |residual| / measured)}.
+    Rows from before the bench had --precision ran float32."""
     ok = frame[(frame["status"] == "ok") & frame["peak_mem_mb"].notna()]
-    ok = ok.assign(kind=[parse_device(device)[0] for device in ok["device"]], megapixels=ok["pixels"] / 1e6)
+    precision = ok["precision"].fillna("float32") if "precision" in ok else "float32"
+    ok = ok.assign(kind=[parse_device(device)[0] for device in ok["device"]], megapixels=ok["pixels"] / 1e6,
+                   precision=precision)
     models = {}
-    for key, group in ok.groupby(["backend", "kind", "model"]):
+    for key, group in ok.groupby(["backend", "kind", "model", "precision"]):
         if group["megapixels"].nunique() < 2:
             continue
         per_megapixel, base = np.polyfit(group["megapixels"], group["peak_mem_mb"], 1)
@@ -33,10 +36,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     models = fit(pd.concat([pd.read_csv(path) for path in args.results], ignore_index=True))
     if not models:
-        print("no (backend, device, model) with two or more sizes that ran", file=sys.stderr)
+        print("no (backend, device, model, precision) with two or more sizes that ran", file=sys.stderr)
         return 1
-    for (backend, kind, model), (base, per_megapixel, worst) in sorted(models.items()):
-        print(f'    ("{backend}", "{kind}", "{model}"): MemoryModel(base_mb={base:.0f}, '
+    for (backend, kind, model, precision), (base, per_megapixel, worst) in sorted(models.items()):
+        print(f'    ("{backend}", "{kind}", "{model}", "{precision}"): MemoryModel(base_mb={base:.0f}, '
               f'per_megapixel_mb={per_megapixel:.0f}),  # worst residual {worst:.1%}')
     return 0
 

@@ -28,8 +28,8 @@ from nstyle.vgg import CONVS_PER_BLOCK, params_path
 SAME_AT_EVERY_SIZE = ("no-device", "unsupported")
 
 # What a row of a configuration that was not run keeps from the row it copies (the rest was measured there).
-UNAVAILABLE_KEEPS = ("backend", "device", "device_name", "model", "threads", "thread_setting", "library", "status",
-                     "note")
+UNAVAILABLE_KEEPS = ("backend", "device", "device_name", "model", "precision", "threads", "thread_setting", "library",
+                     "status", "note")
 
 # Whole numbers that a failed row may leave empty (pandas would write the column as floats otherwise).
 INTEGER_COLUMNS = ("long_edge", "height", "width", "pixels", "epochs", "warmup_epochs", "rounds", "threads",
@@ -45,7 +45,7 @@ LOWEST_OF_ROUNDS = ("min_epoch_s",)
 # Columns first in results.csv, in this order; any further ones the workers report follow.
 COLUMNS = ("machine", "backend", "device", "device_name", "long_edge", "height", "width", "pixels", "epochs",
            "warmup_epochs", "rounds", "setup_s", "median_epoch_s", "total_s", "peak_mem_mb", "mem_kind", "status",
-           "note", "model", "weights", "threads", "thread_setting", "library", "framework_peak_mb",
+           "note", "model", "precision", "weights", "threads", "thread_setting", "library", "framework_peak_mb",
            "framework_reserved_mb", "rss_peak_mb", "baseline_rss_mb", "first_epoch_s", "mean_epoch_s",
            "min_epoch_s", "max_epoch_s", "import_s", "stop_eps", "stop_reason", "last_change", "nvml_samples",
            "load_avg", "wall_s")
@@ -85,6 +85,9 @@ def build_arg_parser():
     arg("--model", choices=sorted(CONVS_PER_BLOCK),
         help="network (default: the one run.py would use — vgg19 when model/vgg19.params exists, else vgg16 when "
              "model/vgg16.params does — else vgg19, the article's, with seeded random weights)")
+    arg("--precision", choices=("float32", "bfloat16", "tfloat32"), default="float32",
+        help="the convolutions' arithmetic, as run.py's --precision (default float32: the rows compare frameworks; "
+             "bfloat16 measures what run.py's auto picks on a CPU with AVX512_BF16)")
     arg("--force", action="store_true", help="write into an --out folder that already holds files")
     arg("--model-dir", default=os.path.join(PROJECT_DIR, "model"),
         help="folder with <model>.params; without that file the bench uses seeded random weights")
@@ -135,6 +138,12 @@ def check_args(parser, args):
     if os.path.isdir(args.out) and os.listdir(args.out) and not args.force:
         parser.error(f"--out {args.out} already holds files (a committed result?); choose an empty folder, "
                      "or add --force to write into it")
+    from nstyle.settings import precision_problem
+    for backend in args.backends:
+        for device in args.devices:
+            problem = precision_problem(args.precision, backend, device)
+            if problem:
+                parser.error(f"{backend} on {device}: {problem}")
     if args.address and args.machine:
         parser.error("--machine labels this machine; with --address each row carries its node's label")
     if args.nodes == "all" and not args.address:

@@ -210,7 +210,8 @@ def measure(args, row):
         settings, default_max_epochs = run_defaults(args.model)
         content = imageio.preprocess(content_rgb)
         backend = TimedBackend(create_backend(args.backend, weights, content, imageio.preprocess(style_rgb),
-                                              settings, args.device, initial_image(content.shape, args.seed)))
+                                              settings, args.device, initial_image(content.shape, args.seed),
+                                              precision=args.precision))
         del weights  # as run.py does: the backend holds its own copy
         return_freed_memory()
         backend.backend.synchronize()  # a GPU queues work: set-up ends when the device has done it, not the host
@@ -259,6 +260,8 @@ def parse_args(argv):
     arg("--stop-eps", type=float, help="time a whole run until the relative change drops below this")
     arg("--max-epochs", type=int, help="upper bound on epochs in --stop-eps mode (default: run.py's)")
     arg("--model", default="vgg19")
+    arg("--precision", default="float32", choices=("float32", "bfloat16", "tfloat32"),
+        help="the convolutions' arithmetic (run.py's --precision)")
     arg("--model-dir", required=True)
     arg("--random-weights", action="store_true", help="seeded random weights even when the file exists")
     arg("--content", required=True)
@@ -275,7 +278,8 @@ def main(argv=None):
     os.environ.update(cpu_thread_environment(args.threads))  # before mxnet or torch is imported
     os.environ.update(cuda_device_environment())  # the frameworks' GPU N is NVML's GPU N (the memory sampler's)
     row = {"backend": args.backend, "device": args.device, "long_edge": args.size, "model": args.model,
-           "threads": args.threads, "load_avg": os.getloadavg()[0], "stop_eps": args.stop_eps,
+           "precision": args.precision, "threads": args.threads, "load_avg": os.getloadavg()[0],
+           "stop_eps": args.stop_eps,
            "mem_kind": "rss" if args.device == "cpu" else None}
     try:
         measure(args, row)

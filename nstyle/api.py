@@ -248,7 +248,8 @@ class StyleTransfer:
         # A tiled plan was sized to fit by the planner (planner.choose_tiles); a whole canvas is checked here.
         warning = None if settings.tile_size else memory.check_fits(
             plan.backend, plan.device, plan.model, plan.canvas_shape[2:], settings.long_edge, available_mb,
-            settings.border, "--" + plan.size_option.replace("_", "-"), planner.whole_run_pairs(settings))
+            settings.border, "--" + plan.size_option.replace("_", "-"), planner.whole_run_pairs(settings),
+            settings.precision)
         if warning:
             log.warning(warning)
         log.info(describe(plan, inputs, options))

@@ -41,11 +41,11 @@ class MemoryModel:
 # (512 px, 2 against 41 epochs: +3 % MXNet, +2 % PyTorch).
 # No GPU has been measured yet (our machines have none): there the model has no answer.
 MEMORY_MODELS = {
-    ("mxnet", "cpu", "vgg19"): MemoryModel(base_mb=350, per_megapixel_mb=2682),
-    ("torch", "cpu", "vgg19"): MemoryModel(base_mb=468, per_megapixel_mb=2276),
-    ("torch-tuned", "cpu", "vgg19"): MemoryModel(base_mb=503, per_megapixel_mb=2236),
-    ("mxnet", "cpu", "vgg16"): MemoryModel(base_mb=306, per_megapixel_mb=2604),
-    ("torch", "cpu", "vgg16"): MemoryModel(base_mb=480, per_megapixel_mb=2099),
+    ("mxnet", "cpu", "vgg19", "float32"): MemoryModel(base_mb=350, per_megapixel_mb=2682),
+    ("torch", "cpu", "vgg19", "float32"): MemoryModel(base_mb=468, per_megapixel_mb=2276),
+    ("torch-tuned", "cpu", "vgg19", "float32"): MemoryModel(base_mb=503, per_megapixel_mb=2236),
+    ("mxnet", "cpu", "vgg16", "float32"): MemoryModel(base_mb=306, per_megapixel_mb=2604),
+    ("torch", "cpu", "vgg16", "float32"): MemoryModel(base_mb=480, per_megapixel_mb=2099),
 }
 
 
@@ -70,11 +70,11 @@ def lbfgs_pairs(optimizer, device, epochs, history):
     return max(0, min(history, epochs - 1))
 
 
-def memory_model(backend_name, device, model_name, lbfgs_pairs=None):
+def memory_model(backend_name, device, model_name, lbfgs_pairs=None, precision="float32"):
     """The fitted model for this setup, or None where nothing was measured (GPUs, so far). lbfgs_pairs (see the
     function of that name): a whole-canvas run with scipy's L-BFGS, its host arrays included; None: the network's
-    alone (the bench's epochs, the example's NAG, Adam)."""
-    fitted = MEMORY_MODELS.get((backend_name, parse_device(device)[0], model_name))
+    alone (the bench's epochs, the example's NAG, Adam). precision: run.py's (the convolutions' arithmetic)."""
+    fitted = MEMORY_MODELS.get((backend_name, parse_device(device)[0], model_name, precision))
     if fitted is None or lbfgs_pairs is None:
         return fitted
     vectors = 2 * lbfgs_pairs + LBFGS_OTHER_VECTORS
@@ -82,8 +82,8 @@ def memory_model(backend_name, device, model_name, lbfgs_pairs=None):
                        fitted.per_megapixel_mb + vectors * FLOAT64_VECTOR_MB_PER_MEGAPIXEL)
 
 
-def predicted_peak_mb(backend_name, device, model_name, height, width, lbfgs_pairs=None):
-    fitted = memory_model(backend_name, device, model_name, lbfgs_pairs)
+def predicted_peak_mb(backend_name, device, model_name, height, width, lbfgs_pairs=None, precision="float32"):
+    fitted = memory_model(backend_name, device, model_name, lbfgs_pairs, precision)
     return None if fitted is None else fitted.peak_mb(height * width)
 
 
@@ -92,12 +92,12 @@ def image_pixels(long_edge, aspect):
     return long_edge * max(1, round(long_edge * aspect))
 
 
-def largest_long_edge(available_mb, backend_name, device, model_name, aspect, lbfgs_pairs=None):
+def largest_long_edge(available_mb, backend_name, device, model_name, aspect, lbfgs_pairs=None, precision="float32"):
     """The longest long edge whose predicted peak fits in available_mb, for a short/long side ratio `aspect`.
 
     None when there is no model for this setup or the memory is unknown; 0 when not even one pixel fits.
     """
-    fitted = memory_model(backend_name, device, model_name, lbfgs_pairs)
+    fitted = memory_model(backend_name, device, model_name, lbfgs_pairs, precision)
     if fitted is None or available_mb is None:
         return None
     megapixels = (available_mb - fitted.base_mb) / fitted.per_megapixel_mb
@@ -133,10 +133,10 @@ def tiled_host_mb(canvas_pixels, history):
     return canvas_pixels * (12 * (history + TILED_FLOAT_VECTORS) + CONTENT_TARGET_BYTES_PER_PIXEL) / 2**20
 
 
-def tiled_peak_mb(backend_name, device, model_name, canvas_pixels, tile_extent_pixels, history):
+def tiled_peak_mb(backend_name, device, model_name, canvas_pixels, tile_extent_pixels, history, precision="float32"):
     """Predicted peak of a tiled run: the largest tile's network plus, on the CPU, the canvas's arrays (on a GPU
     they are on the host: the device holds one tile). None without a model."""
-    fitted = memory_model(backend_name, device, model_name)
+    fitted = memory_model(backend_name, device, model_name, precision=precision)
     if fitted is None:
         return None
     host = tiled_host_mb(canvas_pixels, history) if parse_device(device)[0] == "cpu" else 0.0
@@ -280,19 +280,19 @@ def smallest_long_edge(aspect):
 
 
 def advice(problem, backend_name, device, model_name, size, long_edge, available_mb, border=0.0,
-           flag="--max-long-edge", lbfgs_pairs=None):
+           flag="--max-long-edge", lbfgs_pairs=None, precision="float32"):
     """One line: what failed at which size, what the memory model predicts, and the largest size it fits.
     size is what is optimised: the picture at long_edge with border × long_edge pixels on every side. flag: the
-    option that set the size (--max-long-edge, or --output-size). lbfgs_pairs: as memory_model's."""
+    option that set the size (--max-long-edge, or --output-size). lbfgs_pairs, precision: as memory_model's."""
     height, width = size
     text = f"{problem} at {width}x{height} px ({flag} {long_edge}{' and its --border' if border else ''}) " \
            f"on {device}"
-    predicted = predicted_peak_mb(backend_name, device, model_name, height, width, lbfgs_pairs)
+    predicted = predicted_peak_mb(backend_name, device, model_name, height, width, lbfgs_pairs, precision)
     if predicted is not None and available_mb is not None:
         text += (f": {backend_name} with {model_name} needs about {predicted:,.0f} MB by the memory model, "
                  f"{available_mb:,.0f} MB is free")
     aspect = min(height, width) / max(height, width)
-    fits = largest_long_edge(available_mb, backend_name, device, model_name, aspect, lbfgs_pairs)
+    fits = largest_long_edge(available_mb, backend_name, device, model_name, aspect, lbfgs_pairs, precision)
     picture_fits = None if fits is None else int(fits / (1 + 2 * border))  # the canvas's long edge: the picture's
     if picture_fits is not None and picture_fits < smallest_long_edge(aspect):  # a size the size check refuses
         return text + "; not even the smallest image fits: close other programs and try again"
@@ -302,16 +302,17 @@ def advice(problem, backend_name, device, model_name, size, long_edge, available
 
 
 def check_fits(backend_name, device, model_name, size, long_edge, available_mb, border=0.0, flag="--max-long-edge",
-               lbfgs_pairs=None):
+               lbfgs_pairs=None, precision="float32"):
     """Before binding: RuntimeFailure when the run clearly cannot fit (on Linux the kernel kills it otherwise,
-    silently); a warning line when it may not; None when it fits or nothing is known. lbfgs_pairs: as
+    silently); a warning line when it may not; None when it fits or nothing is known. lbfgs_pairs, precision: as
     memory_model's."""
-    predicted = predicted_peak_mb(backend_name, device, model_name, *size, lbfgs_pairs=lbfgs_pairs)
+    predicted = predicted_peak_mb(backend_name, device, model_name, *size, lbfgs_pairs=lbfgs_pairs,
+                                  precision=precision)
     if predicted is None or available_mb is None:
         return None
     if predicted > available_mb * MEMORY_REFUSAL_FACTOR:
         raise RuntimeFailure(advice("not enough memory", backend_name, device, model_name, size, long_edge,
-                                    available_mb, border, flag, lbfgs_pairs))
+                                    available_mb, border, flag, lbfgs_pairs, precision))
     if predicted > available_mb:
         return (f"warning: the memory model predicts {predicted:.0f} MB for this run and {available_mb:.0f} MB is "
                 "free; it may run out of memory")

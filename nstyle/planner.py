@@ -150,7 +150,7 @@ def largest_tile(settings, canvas_shape, budget_mb, history):
             continue
         extent = max(piece.shape[0] * piece.shape[1] for piece in grid)
         peak = memory.tiled_peak_mb(settings.backend, settings.device, settings.model, height * width, extent,
-                                    history)
+                                    history, settings.precision)
         if peak is None:
             return None, None
         if peak <= budget_mb:
@@ -175,7 +175,7 @@ def choose_tiles(settings, picture_shape, budget_mb):
 
     def whole_mb(scale):
         return memory.predicted_peak_mb(settings.backend, settings.device, settings.model, *canvas(scale),
-                                        lbfgs_pairs=whole_run_pairs(settings, scale))
+                                        lbfgs_pairs=whole_run_pairs(settings, scale), precision=settings.precision)
 
     whole = whole_mb(settings.scales[-1])
     if whole is None or budget_mb is None or whole <= budget_mb:
@@ -297,5 +297,5 @@ def memory_advice(problem, plan, available_mb):
     """memory.advice for a plan: what failed, what the memory model predicts, the largest size that fits."""
     return memory.advice(problem, plan.backend, plan.device, plan.model, plan.canvas_shape[2:],
                          plan.settings.long_edge, available_mb, plan.settings.border,
-                         flag_name(plan.size_option), whole_run_pairs(plan.settings))
+                         flag_name(plan.size_option), whole_run_pairs(plan.settings), plan.settings.precision)
 

@@ -73,6 +73,14 @@ def tiny_argv(pictures, model_dir, output, *extra):
             "--max-long-edge", "24", "--gpu", "-1", "--output", str(output), "--quiet", *backend, *extra]
 
 
+def set_memory_model(monkeypatch, backend, model, fitted):
+    """The memory model of backend and model on the CPU set to fitted for every precision: the tests' runs take
+    the precision --precision auto picks on the machine they run on (bfloat16 where the CPU has AVX512_BF16)."""
+    from nstyle import memory
+    for precision in ("float32", "bfloat16"):
+        monkeypatch.setitem(memory.MEMORY_MODELS, (backend, "cpu", model, precision), fitted)
+
+
 def tiny_run(pictures, model_dir, output, *extra):
     return main(tiny_argv(pictures, model_dir, output, *extra))
 

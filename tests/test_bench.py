@@ -43,6 +43,12 @@ def run_bench(tmp_path, images, *flags):
     return process, pd.read_csv(out / "results.csv", keep_default_na=True), out
 
 
+def test_the_bench_measures_the_precision_it_is_given(tmp_path, images):
+    # bfloat16 on torch runs on any CPU (emulated without AVX512_BF16): its rows say so, for bench.memory_fit
+    _, rows, _ = run_bench(tmp_path, images, "--backends", "torch", "--sizes", "32", "--precision", "bfloat16")
+    assert list(rows["precision"]) == ["bfloat16"] and list(rows["status"]) == ["ok"]
+
+
 def test_bench_end_to_end_both_backends(tmp_path, images):
     process, rows, out = run_bench(tmp_path, images, "--backends", "mxnet,torch", "--devices", "cpu", "--sizes",
                                    "48,32")
@@ -58,6 +64,7 @@ def test_bench_end_to_end_both_backends(tmp_path, images):
     assert (rows["pixels"] == rows["height"] * rows["width"]).all()
     assert (rows["epochs"] == 2).all() and (rows["warmup_epochs"] == 1).all()
     assert (rows["weights"] == "random").all() and (rows["model"] == "vgg19").all()
+    assert (rows["precision"] == "float32").all()  # the default, on every CPU
     assert (rows["mem_kind"] == "rss").all() and (rows["device"] == "cpu").all()
     assert (rows["peak_mem_mb"] > 50).all() and (rows["peak_mem_mb"] == rows["rss_peak_mb"]).all()
     assert (rows["min_epoch_s"] <= rows["median_epoch_s"]).all()
@@ -133,7 +140,7 @@ def test_failures_are_classified_with_one_line(error, status, note):
 ])
 def test_a_worker_that_dies_without_a_result_still_gives_a_row(tmp_path, monkeypatch, script, timeout, status, note):
     monkeypatch.setattr(bench_local, "worker_command", lambda *args: [sys.executable, "-c", script])
-    args = types.SimpleNamespace(model="vgg19", threads=1, timeout=timeout)
+    args = types.SimpleNamespace(model="vgg19", precision="float32", threads=1, timeout=timeout)
     row = bench_local.run_worker(args, "torch", "cpu", 64, str(tmp_path / "log.txt"))
     assert row["status"] == status and note in row["note"]
     assert (row["backend"], row["device"], row["long_edge"]) == ("torch", "cpu", 64)
@@ -359,17 +366,19 @@ def test_worker_times_each_epoch(tmp_path, images, monkeypatch):
                               "--threads", "1"])
     row, made = {}, []
 
-    def create_backend(name, weights, content, style, settings, device, start):
+    def create_backend(name, weights, content, style, settings, device, start, precision):
         made.append(SleepingBackend())
-        made[-1].made_with = (name, weights.model_name, content.shape, style.shape, settings, device, start)
+        made[-1].made_with = (name, weights.model_name, content.shape, style.shape, settings, device, start,
+                              precision)
         return made[-1]
 
     monkeypatch.setattr(nstyle.backends, "create_backend", create_backend)
     worker.measure(args, row)
     assert made[0].synchronized
     # The backend the row says: run.py's example loop for the model, the image at its size, the seeded noise start.
-    name, model, content_shape, style_shape, settings, device, start = made[0].made_with
+    name, model, content_shape, style_shape, settings, device, start, precision = made[0].made_with
     assert (name, model, device, row["weights"]) == ("mxnet", "vgg19", "cpu", "random")  # no weights file there
+    assert precision == "float32"  # the bench's default: the rows compare frameworks
     assert settings == worker.run_defaults("vgg19")[0]
     assert content_shape == style_shape == start.shape == (1, 3, row["height"], row["width"]) == (1, 3, 21, 32)
     np.testing.assert_array_equal(start, initial_image(content_shape, 0))

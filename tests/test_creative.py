@@ -7,7 +7,7 @@ from skimage.color import rgb2yuv
 
 import nstyle.engine
 import reference
-from conftest import smooth_image, tiny_run
+from conftest import set_memory_model, smooth_image, tiny_run
 from nstyle import algorithm, imageio, memory, settings
 from nstyle.algorithm import blend_style_targets
 from nstyle.backends import create_backend
@@ -216,7 +216,7 @@ def test_output_size_is_the_last_scale_optimised(tmp_path, pictures, tiny_model_
     assert settings.scale_edges(512, "nag", 4096) == [512, 4096]  # no doubling steps added to the example's
     assert settings.scale_edges(512, "lbfgs", 300) == [128, 256, 300]
     # The memory check looks at the size optimised last.
-    monkeypatch.setitem(memory.MEMORY_MODELS, ("mxnet", "cpu", "vgg16"), memory.MemoryModel(100.0, 1e9))
+    set_memory_model(monkeypatch, "mxnet", "vgg16", memory.MemoryModel(100.0, 1e9))
     monkeypatch.setattr(memory, "available_memory_mb", lambda device, backend: 1000.0 + 1e9 * 24 * 32 / 1e6)
     assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--output-size", "original") == 1
     # 40x30 px with its 2 px border on every side: 44x34 px optimised.

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from bench import memory_fit
-from conftest import raw_outputs, tiny_argv, tiny_run
+from conftest import raw_outputs, set_memory_model, tiny_argv, tiny_run
 import nstyle.engine
 from nstyle import checkpoint, cli, files, imageio, memory
 from nstyle.errors import RuntimeFailure
@@ -244,7 +244,7 @@ def test_memory_model_is_fitted_and_consistent():
     for available in (300.0, 2000.0, 24000.0):
         for aspect in (1.0, 0.75, 0.5):
             edge = memory.largest_long_edge(available, "mxnet", "cpu", "vgg19", aspect)
-            predicted = memory.MEMORY_MODELS["mxnet", "cpu", "vgg19"].peak_mb
+            predicted = memory.MEMORY_MODELS["mxnet", "cpu", "vgg19", "float32"].peak_mb
             if edge:
                 assert predicted(memory.image_pixels(edge, aspect)) <= available
                 assert predicted(memory.image_pixels(edge + 1, aspect)) > available
@@ -262,6 +262,8 @@ def committed_cpu_rows(patterns):
     paths = sorted(path for pattern in patterns for path in glob.glob(os.path.join(PROJECT, pattern), recursive=True))
     assert paths, "no bench results in bench/results/"
     rows = pd.concat([pd.read_csv(path) for path in paths], ignore_index=True)
+    # rows from before the bench had --precision ran float32
+    rows["precision"] = rows["precision"].fillna("float32") if "precision" in rows else "float32"
     return rows[(rows["status"] == "ok") & (rows["device"] == "cpu")]
 
 
@@ -278,12 +280,13 @@ def test_memory_model_predicts_the_committed_measurements_within_the_margin():
     """Every committed CPU run (all folders, bench/results/memory-fit/* included) of every modelled setup."""
     rows = committed_cpu_rows(["bench/results/**/results.csv"])
     rows = rows[rows["long_edge"] >= 256]
-    for backend, _, model in memory.MEMORY_MODELS:
-        assert ((rows["backend"] == backend) & (rows["model"] == model)).any(), (backend, model)
-    modelled = {(backend, model) for backend, _, model in memory.MEMORY_MODELS}
-    rows = rows[[(b, m) in modelled for b, m in zip(rows["backend"], rows["model"])]]
+    setups = list(zip(rows["backend"], rows["model"], rows["precision"]))
+    modelled = {(backend, model, precision) for backend, _, model, precision in memory.MEMORY_MODELS}
+    assert modelled <= set(setups)
+    rows = rows[[setup in modelled for setup in setups]]
     for row in rows.itertuples():
-        predicted = memory.predicted_peak_mb(row.backend, "cpu", row.model, row.height, row.width)
+        predicted = memory.predicted_peak_mb(row.backend, "cpu", row.model, row.height, row.width,
+                                             precision=row.precision)
         # Within the margin run.py allows before it refuses a run: a refused run would not have fitted.
         assert abs(predicted - row.peak_mem_mb) < (memory.MEMORY_REFUSAL_FACTOR - 1) * row.peak_mem_mb, row
 
@@ -304,8 +307,8 @@ def test_memory_model_extrapolates_to_a_size_it_was_not_fitted_to():
     extrapolates past the largest measured size (1536 px)."""
     rows = committed_cpu_rows(MEMORY_FIT_RUNS)
     for key in memory.MEMORY_MODELS:
-        backend, _, model = key
-        mine = rows[(rows["backend"] == backend) & (rows["model"] == model)]
+        backend, _, model, precision = key
+        mine = rows[(rows["backend"] == backend) & (rows["model"] == model) & (rows["precision"] == precision)]
         largest = mine["pixels"].max()
         base, per_megapixel, _ = memory_fit.fit(mine[mine["pixels"] < largest])[key]
         for row in mine[mine["pixels"] == largest].itertuples():
@@ -467,6 +470,14 @@ def test_memory_fit_recovers_a_line():
     frame.loc[len(frame)] = ["torch", "cpu", "vgg16", "oom", 4e6, np.nan]  # failed rows are left out
     (base, per_megapixel, worst), = memory_fit.fit(frame).values()
     assert (base, per_megapixel) == pytest.approx((300, 2500)) and worst < 1e-9
+    # rows of another precision are a setup of their own; rows from before the column ran float32
+    frame["precision"] = np.nan
+    bfloat16 = pd.DataFrame({"backend": "torch", "device": "cpu", "model": "vgg16", "status": "ok",
+                             "pixels": megapixels * 1e6, "peak_mem_mb": 400 + 3000 * megapixels,
+                             "precision": "bfloat16"})
+    fitted = memory_fit.fit(pd.concat([frame, bfloat16], ignore_index=True))
+    assert fitted[("torch", "cpu", "vgg16", "float32")][:2] == pytest.approx((300, 2500))
+    assert fitted[("torch", "cpu", "vgg16", "bfloat16")][:2] == pytest.approx((400, 3000))
 
 
 @pytest.mark.parametrize("error", [
@@ -486,7 +497,7 @@ def test_out_of_memory_names_the_size_and_what_fits(error, tmp_path, pictures, t
 
     monkeypatch.setattr(MXNetBackend, "step", step)
     # A model where 40x30 px needs 1,300 MB and 1,100 MB is free: within the margin, so it is tried, and fails.
-    monkeypatch.setitem(memory.MEMORY_MODELS, ("mxnet", "cpu", "vgg16"), memory.MemoryModel(100.0, 1e6))
+    set_memory_model(monkeypatch, "mxnet", "vgg16", memory.MemoryModel(100.0, 1e6))
     monkeypatch.setattr(memory, "available_memory_mb", lambda device, backend: 1100.0)
     caplog.set_level("INFO", logger="nstyle")
     assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--max-long-edge", "40", "--optimizer", "nag") == 1
@@ -505,7 +516,8 @@ def test_out_of_memory_where_the_model_expected_room(tmp_path, pictures, tiny_mo
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
 
     monkeypatch.setattr(TorchBackend, "step", step)
-    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--backend", "torch", "--optimizer", "nag") == 1
+    assert tiny_run(pictures, tiny_model_dir, tmp_path / "o.png", "--backend", "torch", "--optimizer", "nag",
+                    "--precision", "float32") == 1  # the model of float32: the same on every CPU
     err = capsys.readouterr().err
     predicted = memory.predicted_peak_mb("torch", "cpu", "vgg16", 18, 24)
     assert err.startswith(f"error: out of memory at 24x18 px (--max-long-edge 24) on cpu: torch with vgg16 needs "
@@ -537,7 +549,7 @@ def test_other_failures_are_not_called_out_of_memory(tmp_path, pictures, tiny_mo
 def test_memory_advice_never_recommends_a_picture_below_vggs_smallest_side(monkeypatch):
     # 1 MB per pixel: 500 MB holds a 23 px canvas of a 4:3 picture, but with its border that is a 20 px picture,
     # whose 15 px short side the size check refuses (16 px is VGG's least): no size is worth recommending.
-    monkeypatch.setitem(memory.MEMORY_MODELS, ("mxnet", "cpu", "vgg16"), memory.MemoryModel(100.0, 1e6))
+    set_memory_model(monkeypatch, "mxnet", "vgg16", memory.MemoryModel(100.0, 1e6))
     assert memory.largest_long_edge(500.0, "mxnet", "cpu", "vgg16", 0.75) == 23
     assert memory.smallest_long_edge(0.75) == 22
     line = memory.advice("not enough memory", "mxnet", "cpu", "vgg16", (34, 44), 40, 500.0, border=0.05)
@@ -547,7 +559,7 @@ def test_memory_advice_never_recommends_a_picture_below_vggs_smallest_side(monke
 def test_a_run_that_cannot_fit_is_refused_before_binding(tmp_path, pictures, tiny_model_dir, monkeypatch, capsys):
     # A model where the canvas at 40 px (the 40x30 picture and its 2 px border: 44x34) needs 1,596 MB, 1,782 MB
     # with scipy's L-BFGS's host arrays (memory.lbfgs_pairs), and 850 MB is free: refused; 23 px recommended (a 25 px canvas).
-    monkeypatch.setitem(memory.MEMORY_MODELS, ("mxnet", "cpu", "vgg16"), memory.MemoryModel(100.0, 1e6))
+    set_memory_model(monkeypatch, "mxnet", "vgg16", memory.MemoryModel(100.0, 1e6))
     monkeypatch.setattr(memory, "available_memory_mb", lambda device, backend: 850.0)
     with monkeypatch.context() as patch:
         patch.setattr(nstyle.engine, "create_backend", None)  # never reached
