@@ -39,6 +39,10 @@ class MemoryModel:
 # line over-predicts its small images (+22 % at 128 and 256 px), and it under-predicts MXNet at 128 px by 6 %:
 # sizes where memory never runs short. torch-tuned: within 9 %. Peaks do not grow with the number of epochs
 # (512 px, 2 against 41 epochs: +3 % MXNet, +2 % PyTorch).
+# bfloat16 (run.py's --precision auto on a CPU with AVX512_BF16): bench/results/memory-fit/*-bfloat16 (vgg16 and
+# vgg19, 256-1536 px, 1 epoch after 1 warm-up, `python -m bench ... --precision bfloat16`) on a 2-core Intel Xeon with
+# AMX, 2026-12-04: MXNet keeps 18 % more per megapixel than in float32, PyTorch 11 % less; within 3 % (MXNet vgg16),
+# 11 % (vgg19) and 16 % (PyTorch, at 256 px; within 6 % from 768 px) of every measurement.
 # No GPU has been measured yet (our machines have none): there the model has no answer.
 MEMORY_MODELS = {
     ("mxnet", "cpu", "vgg19", "float32"): MemoryModel(base_mb=350, per_megapixel_mb=2682),
@@ -46,6 +50,10 @@ MEMORY_MODELS = {
     ("torch-tuned", "cpu", "vgg19", "float32"): MemoryModel(base_mb=503, per_megapixel_mb=2236),
     ("mxnet", "cpu", "vgg16", "float32"): MemoryModel(base_mb=306, per_megapixel_mb=2604),
     ("torch", "cpu", "vgg16", "float32"): MemoryModel(base_mb=480, per_megapixel_mb=2099),
+    ("mxnet", "cpu", "vgg19", "bfloat16"): MemoryModel(base_mb=455, per_megapixel_mb=3112),
+    ("torch", "cpu", "vgg19", "bfloat16"): MemoryModel(base_mb=525, per_megapixel_mb=2032),
+    ("mxnet", "cpu", "vgg16", "bfloat16"): MemoryModel(base_mb=384, per_megapixel_mb=3083),
+    ("torch", "cpu", "vgg16", "bfloat16"): MemoryModel(base_mb=506, per_megapixel_mb=1866),
 }
 
 
@@ -109,19 +117,22 @@ def largest_long_edge(available_mb, backend_name, device, model_name, aspect, lb
     return long_edge
 
 
-# Tiled runs (nstyle.tiles). The largest tile's network costs TILE_NETWORK_FACTOR × what the model above says for
-# its extent (inner edge + 2 halos): a tile keeps the features of every loss layer for pass 2's backward from
-# given feature gradients, and the framework's allocator keeps what pass 1 freed (fitted to two whole runs with
-# 768 px tiles, torch on the CPU: bench/NOTES.md, eighth session). The canvas's own arrays stay on the host, each
-# 3 channels of float32 per pixel (12 B): the float32 L-BFGS's history pairs in float16 (one vector per pair,
-# optimizers.HalfVector), its point, gradient, direction and trial, the gradient being summed over the tiles, the
-# loop's copy of the latest image and the TV term's temporaries (TILED_FLOAT_VECTORS besides the pairs), and the
-# content targets (relu4_2: 512 channels at 1/8 × 1/8, 32 B per canvas pixel). Counted (tracemalloc, eleventh
-# session): the host's peak per canvas pixel fell by 9.2 vectors when the pairs went to float16, the optimizer
-# searched the image itself and the engine let go of the last scale's photo, paintings and start, so 14 became 8
-# and the pairs' 2 · history became history.
-TILE_NETWORK_FACTOR = 1.36
-TILED_FLOAT_VECTORS = 8
+# Tiled runs (nstyle.tiles). The largest tile's network costs TILE_NETWORK_FACTORS[precision] × what the model
+# above says for its extent (inner edge + 2 halos): a tile keeps the features of every loss layer for pass 2's
+# backward from given feature gradients, and the C heap keeps what earlier tiles of other shapes freed (float32:
+# fitted to two whole runs with 768 px tiles, torch, bench/NOTES.md, eighth session; bfloat16: to one 2048 px run
+# with 768 px tiles on the AMX Xeon, twelfth session: oneDNN's bfloat16 tiles of five shapes in a row peaked at
+# 2,136 MiB against float32's 1,931 in one process, the same 1,750 at one shape). The canvas's own arrays stay on
+# the host, each 3 channels of float32 per pixel (12 B): the float32 L-BFGS's history pairs in float16 (one vector
+# per pair, optimizers.HalfVector), its point, gradient, direction and trial, the gradient being summed over the
+# tiles, the loop's copy of the latest image and the TV term's temporaries (TILED_FLOAT_VECTORS besides the
+# pairs), and the content targets (relu4_2: 512 channels at 1/8 × 1/8, 32 B per canvas pixel). Counted
+# (tracemalloc, eleventh session): the host's peak per canvas pixel fell by 9.2 vectors when the pairs went to
+# float16, the optimizer searched the image itself and the engine let go of the last scale's photo, paintings and
+# start, so 14 became 8 and the pairs' 2 · history became history; the 4096 px run that followed (448 px tiles,
+# float32) peaked 292 MB above that count (1.8 vectors of its canvas), so 10.
+TILE_NETWORK_FACTORS = {"float32": 1.36, "bfloat16": 2.00}
+TILED_FLOAT_VECTORS = 10
 CONTENT_TARGET_BYTES_PER_PIXEL = 32
 # The inner tile edge chosen when memory allows more (nstyle.planner.choose_tiles): the halo (64 px each side at
 # relu5_1) then adds 36 % to each tile's pixels; larger tiles gain little and take much more memory.
@@ -140,7 +151,7 @@ def tiled_peak_mb(backend_name, device, model_name, canvas_pixels, tile_extent_p
     if fitted is None:
         return None
     host = tiled_host_mb(canvas_pixels, history) if parse_device(device)[0] == "cpu" else 0.0
-    return TILE_NETWORK_FACTOR * fitted.peak_mb(tile_extent_pixels) + host
+    return TILE_NETWORK_FACTORS[precision] * fitted.peak_mb(tile_extent_pixels) + host
 
 
 def is_out_of_memory(error):

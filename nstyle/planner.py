@@ -138,19 +138,26 @@ def memory_budget_mb(options, device, backend_name):
     return float(options.max_memory) if available is None else min(float(options.max_memory), available)
 
 
+def tile_peak_mb(settings, canvas_shape, tile, history):
+    """(the predicted peak MiB of a canvas evaluated in tiles of this inner edge, how many tiles); None for the peak
+    without a memory model."""
+    height, width = canvas_shape[2:]
+    stride, halo = tiles.network_halo(layer_plan(settings.model), tiles.style_settings_layers(settings.style))
+    grid = tiles.tile_grid(height, width, tile, halo, stride)
+    extent = max(piece.shape[0] * piece.shape[1] for piece in grid)
+    return memory.tiled_peak_mb(settings.backend, settings.device, settings.model, height * width, extent, history,
+                                settings.precision), len(grid)
+
+
 def largest_tile(settings, canvas_shape, budget_mb, history):
     """(inner tile edge, its predicted peak MiB): the largest multiple of the network's stride up to
     memory.MAX_TILE_EDGE whose grid has more than one tile and whose largest tile fits budget_mb with the canvas's
     own arrays; (None, None) when none does (a canvas a few tiles across gains nothing: its tiles are the canvas)."""
-    height, width = canvas_shape[2:]
-    stride, halo = tiles.network_halo(layer_plan(settings.model), tiles.style_settings_layers(settings.style))
+    stride, _ = tiles.network_halo(layer_plan(settings.model), tiles.style_settings_layers(settings.style))
     for tile in range(memory.MAX_TILE_EDGE - memory.MAX_TILE_EDGE % stride, stride - 1, -stride):
-        grid = tiles.tile_grid(height, width, tile, halo, stride)
-        if len(grid) == 1:
+        peak, count = tile_peak_mb(settings, canvas_shape, tile, history)
+        if count == 1:
             continue
-        extent = max(piece.shape[0] * piece.shape[1] for piece in grid)
-        peak = memory.tiled_peak_mb(settings.backend, settings.device, settings.model, height * width, extent,
-                                    history, settings.precision)
         if peak is None:
             return None, None
         if peak <= budget_mb:
