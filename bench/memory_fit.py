@@ -11,13 +11,15 @@ from nstyle.backends.base import parse_device
 from bench import usage
 
 
+def with_precision(frame):
+    """frame with its precision column filled: rows from before the bench had --precision ran float32."""
+    return frame.assign(precision=frame["precision"].fillna("float32") if "precision" in frame else "float32")
+
+
 def fit(frame):
-    """{(backend, device kind, model, precision): (base MiB, MiB per megapixel, worst |residual| / measured)}.
-    Rows from before the bench had --precision ran float32."""
-    ok = frame[(frame["status"] == "ok") & frame["peak_mem_mb"].notna()]
-    precision = ok["precision"].fillna("float32") if "precision" in ok else "float32"
-    ok = ok.assign(kind=[parse_device(device)[0] for device in ok["device"]], megapixels=ok["pixels"] / 1e6,
-                   precision=precision)
+    """{(backend, device kind, model, precision): (base MiB, MiB per megapixel, worst |residual| / measured)}."""
+    ok = with_precision(frame[(frame["status"] == "ok") & frame["peak_mem_mb"].notna()])
+    ok = ok.assign(kind=[parse_device(device)[0] for device in ok["device"]], megapixels=ok["pixels"] / 1e6)
     models = {}
     for key, group in ok.groupby(["backend", "kind", "model", "precision"]):
         if group["megapixels"].nunique() < 2:

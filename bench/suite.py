@@ -16,11 +16,11 @@ from tqdm import tqdm
 from bench import cluster, machine, report, usage
 from bench.local import run_worker
 from nstyle import ray_cluster
-from nstyle.backends import BACKENDS
+from nstyle.backends import BACKENDS, PRECISIONS
 from nstyle.errors import UsageError
 from nstyle.files import PROJECT_DIR, atomic_write, sample_path
 from nstyle.options import Options
-from nstyle.settings import NAG_STOP_EPS
+from nstyle.settings import NAG_STOP_EPS, precision_problem
 from nstyle.vgg import CONVS_PER_BLOCK, params_path
 
 
@@ -85,7 +85,7 @@ def build_arg_parser():
     arg("--model", choices=sorted(CONVS_PER_BLOCK),
         help="network (default: the one run.py would use — vgg19 when model/vgg19.params exists, else vgg16 when "
              "model/vgg16.params does — else vgg19, the article's, with seeded random weights)")
-    arg("--precision", choices=("float32", "bfloat16", "tfloat32"), default="float32",
+    arg("--precision", choices=PRECISIONS, default="float32",
         help="the convolutions' arithmetic, as run.py's --precision (default float32: the rows compare frameworks; "
              "bfloat16 measures what run.py's auto picks on a CPU with AVX512_BF16)")
     arg("--force", action="store_true", help="write into an --out folder that already holds files")
@@ -138,7 +138,6 @@ def check_args(parser, args):
     if os.path.isdir(args.out) and os.listdir(args.out) and not args.force:
         parser.error(f"--out {args.out} already holds files (a committed result?); choose an empty folder, "
                      "or add --force to write into it")
-    from nstyle.settings import precision_problem
     for backend in args.backends:
         for device in args.devices:
             problem = precision_problem(args.precision, backend, device)

@@ -13,7 +13,7 @@ import threading
 import time
 import traceback
 
-from nstyle.backends import (BACKENDS, cpu_thread_environment, is_torch_backend,  # no framework is imported
+from nstyle.backends import (BACKENDS, PRECISIONS, cpu_thread_environment, is_torch_backend,  # no framework is imported
                              is_unsupported_gpu)
 from nstyle.gpus import cuda_device_environment, missing_gpu_code, nvml_handle
 from nstyle.memory import (OOM_MARKERS, is_out_of_memory, peak_rss_mb, process_memory_mb,  # no framework either
@@ -260,7 +260,7 @@ def parse_args(argv):
     arg("--stop-eps", type=float, help="time a whole run until the relative change drops below this")
     arg("--max-epochs", type=int, help="upper bound on epochs in --stop-eps mode (default: run.py's)")
     arg("--model", default="vgg19")
-    arg("--precision", default="float32", choices=("float32", "bfloat16", "tfloat32"),
+    arg("--precision", default="float32", choices=PRECISIONS,
         help="the convolutions' arithmetic (run.py's --precision)")
     arg("--model-dir", required=True)
     arg("--random-weights", action="store_true", help="seeded random weights even when the file exists")

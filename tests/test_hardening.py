@@ -261,9 +261,7 @@ MEMORY_FIT_RUNS = ("bench/results/amd-epyc-2cpu-tuned-sweep/results.csv", "bench
 def committed_cpu_rows(patterns):
     paths = sorted(path for pattern in patterns for path in glob.glob(os.path.join(PROJECT, pattern), recursive=True))
     assert paths, "no bench results in bench/results/"
-    rows = pd.concat([pd.read_csv(path) for path in paths], ignore_index=True)
-    # rows from before the bench had --precision ran float32
-    rows["precision"] = rows["precision"].fillna("float32") if "precision" in rows else "float32"
+    rows = memory_fit.with_precision(pd.concat([pd.read_csv(path) for path in paths], ignore_index=True))
     return rows[(rows["status"] == "ok") & (rows["device"] == "cpu")]
 
 
