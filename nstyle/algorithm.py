@@ -184,3 +184,12 @@ def adam_update(image, gradient, mean, variance, step, settings):
     variance = settings.beta2 * variance + (1 - settings.beta2) * gradient * gradient
     lr_t, epsilon_t = adam_step_factors(settings, step)
     return image - lr_t * mean / (np.sqrt(variance) + epsilon_t), mean, variance
+
+
+def cosine_similarity(features, target):
+    """Cosine of the angle between two feature maps, flattened, in float64: the quality measure's content similarity
+    (nstyle.quality) on whichever network made them. Unlike the content term ‖F − P‖² / ‖P‖² it does not grow when
+    a painting only brightens or darkens the photo's features (a darker painting shrinks ‖F‖)."""
+    features = np.asarray(features, np.float64).ravel()
+    target = np.asarray(target, np.float64).ravel()
+    return float(features @ target / (np.linalg.norm(features) * np.linalg.norm(target) + 1e-30))

@@ -109,6 +109,9 @@ class Result:
     scores: Optional[dict] = None  # style_ratio, content_similarity (score=True and VGG16 weights present)
     problem: Optional[str] = None  # why the run failed (non-finite), one line; the last finite picture is kept
     signal: Optional[int] = None  # the signal that stopped it (signals=True), else None
+    style_weight: Optional[float] = None  # the style weight the finer scales used: the plan's, or lighter where the
+    # coarsest scale lost the subject (nstyle.subject)
+    subject_tries: tuple = ()  # ((style weight, content similarity), ...) of the coarsest scale's paintings
 
     @property
     def precision(self):
@@ -270,6 +273,8 @@ class StyleTransfer:
                                     save=save if options.output else None,
                                     save_every=options.save_epochs, should_stop=stopping, init_rgb=init_image,
                                     resume=resume, keep_weights=self.warm, backends=self.backends)
+            if len(engine.subject_tries) > 1:
+                log.info(subject_line(engine.subject_tries, settings))
             peak_mb, kind = memory.run_peak(plan.backend, plan.device)
             peak_text = memory.peak_memory_text(plan.backend, plan.device)
             picture = finish(engine.image)
@@ -282,7 +287,7 @@ class StyleTransfer:
                         engine.scales, engine.seconds, peak_mb, kind, peak_text, engine.last_change, saved,
                         checkpoint_data, checkpoint_file if checkpoint_data and options.output else None, scores,
                         non_finite_message(plan, engine, options.output) if engine.stop_reason == "non-finite"
-                        else None, stop.signum if signals else None)
+                        else None, stop.signum if signals else None, engine.style_weight, engine.subject_tries)
         if options.output:
             write_picture(options.output, engine.image, lambda _: picture)
             if checkpoint_data is not None:
@@ -338,6 +343,15 @@ def non_finite_message(plan, engine, output):
     where = f" to {output}" if output else ""
     return (f"the loss became NaN or infinite at epoch {engine.last_epoch + 1}; saved the last finite image ({kept})"
             f"{where}; lower --lr (now {plan.settings.style.lr:g}) or the loss weights")
+
+
+def subject_line(tries, settings):
+    """What the subject check did, for the log: tries as StylizeResult.subject_tries."""
+    (weight, similarity), repaints = tries[0], tries[1:]
+    kept = ", then ".join(f"at style weight {weight:.3g}: {similarity:.2f}" for weight, similarity in repaints)
+    return (f"subject: the {settings.scales[0].long_edge} px painting at style weight {weight:g} kept a content "
+            f"similarity of {similarity:.2f} (under keep_subject {settings.keep_subject:g}); repainted {kept}; the "
+            f"finer scales use style weight {repaints[-1][0]:.3g}")
 
 
 def run_epochs(plan, saved, engine):

@@ -290,6 +290,7 @@ def run_job(options, content_rgb, style_rgb, init_rgb, saved, score):
         row.update({key: value for key, value in plan.decisive.items()
                     if key in COLUMNS and key not in ("content_image", "style_image")})  # the driver names the files
         row["scales"] = ",".join(map(str, plan.decisive["scales"]))
+        row["style_weight"] = result.style_weight  # lighter than asked where the subject check repainted
         if plan.settings.optimizer == "lbfgs":
             row.pop("lr", None)  # L-BFGS has no learning rate (its line search sets each step): none to report
         if saved is not None:

@@ -17,7 +17,7 @@ from nstyle.errors import RuntimeFailure, UsageError
 from nstyle.files import atomic_write
 
 FORMAT_VERSION = 2
-OPTIONAL_STATE = ("adam_mean", "adam_variance")
+OPTIONAL_STATE = ("adam_mean", "adam_variance", "style_weight")  # style_weight: nstyle.subject's, once decided
 SUFFIX = ".ckpt.npz"
 
 

@@ -4,13 +4,15 @@ It owns the scales, the starting image, the optimizer and the loop, and tells of
 gets a small frozen Progress record after every epoch. The public face (options, the automatic choices, finished
 pictures) is nstyle.api, over this; the bench calls this directly for its own measurements.
 """
+import dataclasses
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
 
-from nstyle import imageio, memory, tiles
+from nstyle import imageio, memory, subject, tiles
 from nstyle.backends import create_backend, create_tiled_backend
 from nstyle.backends.pool import BackendPool, backend_key
 from nstyle.canvas import canvas_size, finer_start, inside, pyramid, scale_images, starting_image
@@ -54,6 +56,9 @@ class StylizeResult:
     scale_index: int  # the scale the run ended in
     state: Optional[dict]  # the backend's state there (for a checkpoint), or None
     scales: tuple  # ScaleResult per scale run
+    style_weight: float  # the style weight of the finer scales: the settings', or lighter (nstyle.subject)
+    subject_tries: tuple = ()  # ((style weight, content similarity), ...) of the coarsest scale's paintings, when
+    # keep_subject checked them in this call
 
 
 def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callable[[Progress], None]] = None,
@@ -67,6 +72,9 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
     Unless keep_weights, weights.arrays is emptied once a backend holds its own copy (memory). backends: a
     BackendPool to take the scales' backends from and keep them in for the next run (with keep_weights); without
     one each scale builds its own and frees it when the scale ends.
+    With settings.keep_subject, the coarsest scale is repainted with a lighter style weight while its picture keeps
+    less of the photo (nstyle.subject); the finer scales use that weight, and the state of an interrupted run
+    records it ("style_weight") so that a resumed run uses it too.
     """
     started = time.perf_counter()
     style_rgbs = imageio.rgb_list(style_rgb)
@@ -87,6 +95,12 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
     total_work = sum((scale.epochs + 1) * share for scale, share in zip(scales, shares))
     run_epochs = sum(scale.epochs for scale in scales)
     first_scale, first_epoch, state = (0, 1, None) if resume is None else resume
+    state = None if state is None else dict(state)
+    chosen_weight = None if state is None else state.pop("style_weight", None)
+    if chosen_weight is not None:  # the interrupted run had already weighed the subject
+        settings = with_style_weight(settings, float(chosen_weight))
+    check_subject = settings.keep_subject > 0 and first_scale == 0 and chosen_weight is None
+    subject_tries = ()
     if backends is not None:  # the kept backends of other canvases go before this run builds any
         backends.keep_only(backend_key(settings.backend, weights, settings.style, settings.device, settings.precision,
                                        (1, 3) + level.canvas) for level in levels[first_scale:])
@@ -103,7 +117,8 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
         else:
             start = finer_start(canvas, previous_content, content, borders[index - 1], border)
         previous_content = content
-        if tiles.needs_tiles(content.shape, settings.tile_at(scale), weights.plan(), settings.style):
+        tiled = tiles.needs_tiles(content.shape, settings.tile_at(scale), weights.plan(), settings.style)
+        if tiled:
             # a tiled canvas is too large to keep warm: built for this scale and freed after it
             backend = create_tiled_backend(settings.backend, weights, content, styles, settings.style, settings.device,
                                            start, settings.tile_at(scale), precision=settings.precision,
@@ -112,9 +127,13 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
             build = create_backend if backends is None else backends.backend
             backend = build(settings.backend, weights, content, styles, settings.style, settings.device, start,
                             precision=settings.precision)
-        # The backend holds its own image and targets: the start and the paintings go, and at the last scale the
-        # photo and the previous scale's picture too (at 4096 px each is 170 MB that no later step reads).
-        del start, styles
+        # The subject is weighed on the coarsest scale of a run of several, on a whole canvas (nstyle.subject)
+        weigh_subject = index == 0 and check_subject and not tiled and len(scales) > 1
+        # The backend holds its own image and targets: the start and the paintings go (unless the subject check may
+        # repaint from them), and at the last scale the photo and the previous scale's picture too (at 4096 px each
+        # is 170 MB that no later step reads).
+        if not weigh_subject:
+            del start, styles
         if index == len(scales) - 1:
             content = previous_content = canvas = image = None
             if not keep_weights:
@@ -138,21 +157,45 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
         def save_at(epoch, picture, border=border):
             save(epoch, inside(picture, border))
 
-        # Saves count epochs across scales: the earlier scales' budgets come first.
-        result = optimize(backend, scale.epochs, settings.stop_eps, save_every, save_at if save else None,
-                          first_epoch=begin, should_stop=should_stop, optimizer=settings.optimizer,
-                          settings=settings.style, on_epoch=on_epoch,
-                          epochs_before=sum(earlier.epochs for earlier in scales[:index]),
-                          run_last_epoch=run_epochs)
+        def paint(begin=begin, on_epoch=on_epoch, save_at=save_at, index=index, scale=scale):
+            # Saves count epochs across scales: the earlier scales' budgets come first.
+            return optimize(backend, scale.epochs, settings.stop_eps, save_every, save_at if save else None,
+                            first_epoch=begin, should_stop=should_stop, optimizer=settings.optimizer,
+                            settings=settings.style, on_epoch=on_epoch,
+                            epochs_before=sum(earlier.epochs for earlier in scales[:index]),
+                            run_last_epoch=run_epochs)
+
+        result = paint()
         total_epochs += result.epochs
+        if weigh_subject and result.stop_reason not in ("interrupted", "non-finite"):
+            tries = [(settings.style.style_weight, backend.content_similarity(result.image))]
+            while subject.lost(tries[-1][1], settings.keep_subject) and len(tries) <= subject.MAX_REPAINTS:
+                settings = with_style_weight(settings, subject.lighter_style_weight(tries, settings.keep_subject))
+                total_work += (scale.epochs + 1) * pixel_share  # the repaint, its check as its set-up
+                backend.retarget(content, styles, settings.style, start)
+                result = paint(begin=1, on_epoch=functools.partial(on_epoch, begin=1))
+                total_epochs += result.epochs
+                if result.stop_reason in ("interrupted", "non-finite"):
+                    break
+                tries.append((settings.style.style_weight, backend.content_similarity(result.image)))
+            subject_tries = tuple(tries)
+            del start, styles
         canvas, image = result.image, inside(result.image, border)
         results.append(ScaleResult(scale.long_edge, image.shape[2], image.shape[3], result.epochs,
                                    result.stop_reason, result.seconds))
         last_scale = index == len(scales) - 1
         if result.stop_reason in ("interrupted", "non-finite") or last_scale:
-            keep_state = result.stop_reason == "interrupted"
+            state = None
+            if result.stop_reason == "interrupted":
+                state = backend.state()
+                if index > 0 or subject_tries:  # the style weight is decided: a resumed run keeps it
+                    state["style_weight"] = settings.style.style_weight
             return StylizeResult(image, total_epochs, result.stop_reason, time.perf_counter() - started,
-                                 result.last_change, result.last_epoch, index,
-                                 backend.state() if keep_state else None, tuple(results))
+                                 result.last_change, result.last_epoch, index, state, tuple(results),
+                                 settings.style.style_weight, subject_tries)
         del backend
     raise AssertionError("unreachable: the last scale returns")
+
+
+def with_style_weight(settings, style_weight):
+    return dataclasses.replace(settings, style=dataclasses.replace(settings.style, style_weight=style_weight))

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional, Tuple, Union
 
-from nstyle import imageio, settings as defaults
+from nstyle import imageio, settings as defaults, subject
 from nstyle.backends import BACKENDS, PRECISIONS
 from nstyle.errors import UsageError
 from nstyle.files import PROJECT_DIR
@@ -95,6 +95,11 @@ class Options:
     optimizer: str = option("auto", PAINTING, "lbfgs or adam on the normalised loss, coarse to fine; nag: the "
                             "example's own loop; auto (default): lbfgs on the CPU, adam on a GPU",
                             choices=OPTIMIZER_CHOICES)
+    keep_subject: float = option(subject.KEEP_SUBJECT, PAINTING, "S in 0..1: when the coarsest scale's picture keeps "
+                                 "less of the photo than S (content similarity, as nstyle.quality measures it), "
+                                 "repaint it with a lighter style weight, which the finer scales then use (default "
+                                 "%(default)s; 0: off, the style weight as given; lbfgs and adam, several scales)",
+                                 type=float)
     init: Optional[str] = option(None, PAINTING, "starting image: noise, content, style or an image file "
                                  "(default: content; nag: noise)")
     init_noise: float = option(0.0, PAINTING, "R in 0..1: start from (1 − R) × the --init image + R × the noise "
@@ -196,6 +201,8 @@ class Options:
                                                f"got {self.max_long_edge}")
         if self.init_noise > 1:
             raise OptionError("init_noise", f"{{init_noise}} must be ≤ 1, got {self.init_noise:g}")
+        if self.keep_subject > 1:
+            raise OptionError("keep_subject", f"{{keep_subject}} must be ≤ 1, got {self.keep_subject:g}")
         self.check_blend_weights(style_count)
         self.check_init()
         self.check_gpu()
@@ -299,7 +306,8 @@ class Options:
 NUMBER_RANGES = (("stop_eps", 0, True), ("content_weight", 0, True), ("style_weight", 0, True),
                  ("tv_weight", 0, True), ("lr", 0, False), ("remove_noise", 0, True), ("max_num_epochs", 1, True),
                  ("max_long_edge", 1, True), ("save_epochs", 0, True), ("seed", 0, True), ("threads", 1, True),
-                 ("border", 0, True), ("style_scale", 0, False), ("init_noise", 0, True), ("max_memory", 0, False))
+                 ("border", 0, True), ("style_scale", 0, False), ("init_noise", 0, True), ("max_memory", 0, False),
+                 ("keep_subject", 0, True))
 
 
 def positive_whole_numbers(name, values):

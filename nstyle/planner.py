@@ -226,7 +226,7 @@ def decisive_settings(content, styles, model_name, settings, max_long_edge):
             "content_weight": style.content_weight, "style_weight": style.style_weight,
             "tv_weight": style.tv_weight, "lr": style.lr, "optimizer": settings.optimizer,
             "scales": [scale.long_edge for scale in settings.scales], "precision": settings.precision,
-            "border": settings.border}
+            "border": settings.border, "keep_subject": settings.keep_subject}
 
 
 def requested_backend(backend_flag):
@@ -263,7 +263,7 @@ def plan(options, content_rgb, style_rgbs, model_name, model_note=None, names=(N
         seed=options.seed, backend=backend_name, device=device, precision=precision, border=options.border,
         style_count=len(style_rgbs), style_blend_weights=options.style_blend_weights, style_layers=style_layers,
         content_layers=content_layers, style_scale=options.style_scale, preserve_colors=options.preserve_colors,
-        init_noise=options.init_noise)
+        init_noise=options.init_noise, keep_subject=0.0 if optimizer == "nag" else options.keep_subject)
     content_name, style_paths = names
     sizes.check_sizes(content_rgb.shape[:2], [rgb.shape[:2] for rgb in style_rgbs],
                       [scale.long_edge for scale in settings.scales], settings.style_scale, options.size_option,

@@ -70,6 +70,8 @@ class RunSettings:
     lbfgs_history: int = 5  # history of the float32 L-BFGS of tiled scales (optimizers.run_lbfgs_float32)
     tiled_from: int = 0  # scales of a smaller long edge run whole even with tile_size set (the planner: those that
     # fit); 0: tile_size applies to every scale
+    keep_subject: float = 0.0  # the least content similarity the coarsest scale's picture keeps, else it is repainted
+    # with a lighter style weight (nstyle.subject); 0: off
 
     @property
     def long_edge(self):

@@ -208,12 +208,15 @@ class Painter:
             "model": result.plan.model, "backend": result.plan.backend, "device": result.plan.device,
             "precision": result.plan.precision, "optimizer": result.plan.optimizer, "threads": result.plan.threads,
             "scales": [[scale.long_edge, scale.epochs] for scale in result.plan.settings.scales],
-            **{name: result.plan.decisive[name] for name in ("content_weight", "style_weight", "tv_weight")},
+            **{name: result.plan.decisive[name] for name in ("content_weight", "tv_weight")},
+            "style_weight": result.style_weight, "style_weight_asked": result.plan.decisive["style_weight"],
             "notes": list(result.plan.notes)}, "epochs": result.epochs, "seconds": round(result.seconds, 2)}
         atomic_write(options_path(self.out_dir, job.id), (json.dumps(record, indent=2) + "\n").encode())
         ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(result.picture, cv2.COLOR_RGB2BGR))
         job.preview_jpeg, job.previews, job.fraction, job.eta_s = encoded.tobytes(), job.previews + 1, 1.0, 0.0
-        self.finish(job, "done", f"{result.epochs} epochs in {result.seconds:.1f} s ({result.precision})")
+        lighter = (f"; style strength {result.style_weight:.3g} to keep the photo's subject"
+                   if result.style_weight != result.plan.decisive["style_weight"] else "")
+        self.finish(job, "done", f"{result.epochs} epochs in {result.seconds:.1f} s ({result.precision}){lighter}")
 
 
 def picture_path(out_dir, job_id):

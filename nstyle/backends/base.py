@@ -62,6 +62,12 @@ class Backend(ABC):
         The gradient is the raw one the heads produce (no clipping, no TV); the state is unchanged.
         """
 
+    def content_similarity(self, image):
+        """The content similarity of image (numpy (1, 3, H, W)) on this backend's network: the cosine of its
+        features at the first content layer with the photo's (algorithm.cosine_similarity). The state is unchanged.
+        Whole-canvas backends have it (nstyle.subject asks it of the coarsest scale)."""
+        raise NotImplementedError(f"{type(self).__name__} does not measure the content similarity")
+
     @abstractmethod
     def tv_gradient(self, image):
         """The TV gradient the update adds for this image (numpy)."""

@@ -172,21 +172,26 @@ class MXNetBackend(Backend):
 
     def _targets(self, content, styles, blend):
         """(style targets, content targets): each style image's Gram matrices, blended
-        (algorithm.blend_style_targets), and the content image's features at the content layers. One executor per
-        image, bound for the moment (their sizes may differ; kept, it would hold its activations all run long)."""
-        def targets_of(image):
-            executor = self.target_symbol.bind(self.context, dict(self.weight_args,
-                                                                  data=mx.nd.array(image, self.context)),
-                                               grad_req="null")
-            return [out.copy() for out in executor.forward()]
-
+        (algorithm.blend_style_targets), and the content image's features at the content layers."""
         grams = self.style_layer_count
-        style_grams = [[gram.asnumpy() for gram in targets_of(image)[:grams]] for image in styles]
-        content_targets = targets_of(content)[grams:]
+        style_grams = [[gram.asnumpy() for gram in self._target_outputs(image)[:grams]] for image in styles]
+        content_targets = self._target_outputs(content)[grams:]
         style_targets = [mx.nd.array(target, self.context) for target in algorithm.blend_style_targets(
             style_grams, [feature_positions(self._feature_shapes(self.features, self.style_names, image.shape))
                           for image in styles], feature_positions(self.style_shapes), blend)]
         return style_targets, content_targets
+
+    def _target_outputs(self, image):
+        """The targets' network on image: its Gram matrices, then its content features. An executor bound for the
+        moment (image sizes differ; kept, it would hold its activations all run long)."""
+        executor = self.target_symbol.bind(self.context, dict(self.weight_args, data=mx.nd.array(image, self.context)),
+                                           grad_req="null")
+        return [out.copy() for out in executor.forward()]
+
+    def content_similarity(self, image):
+        features = self._target_outputs(image)[self.style_layer_count]
+        return algorithm.cosine_similarity(features.astype("float32").asnumpy(),
+                                           self.content_targets[0].astype("float32").asnumpy())
 
     @staticmethod
     def gpu_count():

@@ -156,6 +156,11 @@ class TorchBackend(Backend):
         self.style_targets = [self._tensor(target) for target in algorithm.blend_style_targets(
             style_grams, style_positions, feature_positions(self.style_shapes), blend)]
 
+    def content_similarity(self, image):
+        with torch.no_grad():
+            features = self._features(self._tensor(image), self.target_layers)[self.content_names[0]]
+        return algorithm.cosine_similarity(features.float().cpu().numpy(), self.content_targets[0].float().cpu().numpy())
+
     def _tensor(self, array):
         return torch.tensor(array, dtype=torch.float32, device=self.device)
 

@@ -1,0 +1,39 @@
+"""Keeping the photo's subject: the coarsest scale's picture is checked, and repainted with a lighter style weight
+when the painting has taken over (--keep-subject).
+
+One style weight cannot suit every pair: a photo far from its painting is pulled harder at the same weight. At style
+weight 30 the sample pair's 128 px picture keeps a content similarity of 0.65 and its 512 px result 0.58, while a
+rocket painted as a stained tissue section keeps 0.38 (0.37 at 512 px: the rocket is gone), and style weight 9 gives
+it 0.57 (0.53). The coarsest scale decides: its similarity is the final one within ±0.07 on the four pairs of the
+quality bench, and it costs 1/16 of the output's evaluations (bench/NOTES.md, "Keeping the subject").
+The similarity falls about linearly in the logarithm of the style weight (0.11-0.17 per unit of ln, four pairs), so
+one repaint aimed above the floor (SUBJECT_MARGIN) is enough; a second uses the slope the first one measured.
+"""
+import math
+
+KEEP_SUBJECT = 0.5  # the default floor: the quality bar's content similarity (nstyle.quality)
+SUBJECT_MARGIN = 0.08  # a repaint aims this far above the floor: the finer scales lose up to 0.07
+SUBJECT_SLOPE = 0.14  # content similarity per unit of ln(style weight) (measured 0.11-0.17), before one is measured
+MAX_REPAINTS = 2
+
+
+def lost(similarity, keep):
+    """Whether a coarse picture with this content similarity has lost the subject (keep 0: never)."""
+    return keep > 0 and similarity < keep
+
+
+def lighter_style_weight(tries, keep):
+    """The style weight of the next repaint from tries [(style weight, similarity), ...] so far: aimed at keep +
+    SUBJECT_MARGIN along the slope the last two tries measured (SUBJECT_SLOPE after one): lighter than the last try,
+    by at most a factor e² per repaint."""
+    aim = min(keep + SUBJECT_MARGIN, 1.0)
+    weight, similarity = tries[-1]
+    slope = SUBJECT_SLOPE
+    if len(tries) > 1:
+        (weight_0, similarity_0), measured = tries[-2], None
+        if weight_0 != weight:
+            measured = (similarity - similarity_0) / (math.log(weight_0) - math.log(weight))
+        if measured is not None and measured > 0.02:  # a flat or inverted measurement keeps the prior slope
+            slope = measured
+    step = min(max((aim - similarity) / slope, 0.0), 2.0)
+    return weight * math.exp(-step)

@@ -1,0 +1,118 @@
+"""Keeping the photo's subject (nstyle.subject): the rule, each backend's content similarity, and the engine's repaint
+of the coarsest scale, on tiny images and seeded weights."""
+import math
+
+import numpy as np
+import pytest
+
+import nstyle
+import reference
+from conftest import smooth_image
+from nstyle import algorithm, subject
+from nstyle.backends import BACKENDS, create_backend
+from nstyle.options import OptionError
+from nstyle.vgg import CONTENT_LAYER
+
+SHAPE = (1, 3, 20, 28)
+SETTINGS = algorithm.StyleSettings(content_weight=1.0, style_weight=30.0, tv_weight=1e-3, lr=4.0)
+
+
+def test_a_picture_loses_the_subject_below_the_floor_and_never_with_the_check_off():
+    assert subject.lost(0.49, 0.5) and not subject.lost(0.5, 0.5) and not subject.lost(0.01, 0.0)
+
+
+def test_the_first_repaint_aims_above_the_floor_along_the_prior_slope():
+    weight = subject.lighter_style_weight([(30.0, 0.38)], 0.5)
+    aim = 0.5 + subject.SUBJECT_MARGIN
+    assert math.log(30.0 / weight) == pytest.approx((aim - 0.38) / subject.SUBJECT_SLOPE)
+
+
+def test_a_second_repaint_uses_the_slope_the_first_measured():
+    # 30 -> 10 raised the similarity by 0.11: a slope of 0.1 per unit of ln, so the aim 0.58 from 0.45 takes 1.3
+    tries = [(30.0, 0.34), (10.0, 0.34 + 0.1 * math.log(3.0))]
+    weight = subject.lighter_style_weight(tries, 0.5)
+    assert math.log(10.0 / weight) == pytest.approx((0.58 - tries[1][1]) / 0.1)
+
+
+def test_a_flat_measurement_keeps_the_prior_slope_and_a_step_is_at_most_a_factor_e_squared():
+    flat = subject.lighter_style_weight([(30.0, 0.40), (10.0, 0.40)], 0.5)
+    assert math.log(10.0 / flat) == pytest.approx(0.18 / subject.SUBJECT_SLOPE)
+    assert subject.lighter_style_weight([(30.0, 0.0)], 0.5) == pytest.approx(30.0 * math.exp(-2.0))
+    assert subject.lighter_style_weight([(30.0, 0.49)], 0.5) < 30.0
+
+
+@pytest.mark.parametrize("backend_name", sorted(BACKENDS))
+def test_each_backend_measures_the_content_similarity_as_the_reference_network_does(backend_name, tiny_weights):
+    content, style = smooth_image(*SHAPE[2:], seed=1), smooth_image(*SHAPE[2:], seed=2)
+    start = algorithm.initial_image(SHAPE, 0)
+    backend = create_backend(backend_name, tiny_weights, content, style, SETTINGS, "cpu", start)
+    image = smooth_image(*SHAPE[2:], seed=3)
+    found = reference.features(tiny_weights, image)[CONTENT_LAYER]
+    photo = reference.features(tiny_weights, content)[CONTENT_LAYER]
+    expected = float(np.sum(found * photo) / np.sqrt(np.sum(found ** 2) * np.sum(photo ** 2)))
+    assert backend.content_similarity(image) == pytest.approx(expected, abs=1e-5)
+    assert expected < 0.99  # another picture: the figure is not trivially 1
+    assert backend.content_similarity(content) == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_array_equal(backend.image(), start)  # the state is unchanged
+
+
+def tiny(model_dir, **changes):
+    return nstyle.Options(**dict(dict(model_dir=str(model_dir), max_long_edge=48, scales=(24, 48),
+                                      scale_epochs=(4, 3), gpu=-1, backend="mxnet", precision="float32"), **changes))
+
+
+def test_a_coarse_picture_that_lost_the_subject_is_repainted_lighter_and_the_finer_scales_use_that_weight(
+        pictures, tiny_model_dir):
+    # keep_subject 1: every picture falls short of it, so the coarsest scale is repainted the most times allowed
+    checked = nstyle.stylize(pictures[0], pictures[1], tiny(tiny_model_dir, keep_subject=1.0))
+    weights = [weight for weight, _ in checked.subject_tries]
+    assert len(weights) == subject.MAX_REPAINTS + 1 and weights[0] == 30.0
+    assert all(later < earlier for earlier, later in zip(weights, weights[1:]))
+    assert all(0 < similarity < 1 for _, similarity in checked.subject_tries)
+    assert checked.style_weight == weights[-1]
+    # the same picture as a run asked for that weight from the start, unchecked: each repaint starts afresh from the
+    # same start, and the finer scale paints with the lighter weight
+    plain = nstyle.stylize(pictures[0], pictures[1],
+                           tiny(tiny_model_dir, keep_subject=0.0, style_weight=checked.style_weight))
+    assert plain.subject_tries == () and plain.style_weight == checked.style_weight
+    np.testing.assert_array_equal(checked.image, plain.image)
+
+
+def test_a_picture_that_keeps_the_subject_is_not_repainted(pictures, tiny_model_dir):
+    kept = nstyle.stylize(pictures[0], pictures[1], tiny(tiny_model_dir, keep_subject=0.01))
+    assert len(kept.subject_tries) == 1 and kept.style_weight == 30.0
+    one_scale = nstyle.stylize(pictures[0], pictures[1], tiny(tiny_model_dir, keep_subject=1.0, scales=(48,),
+                                                              scale_epochs=(2,)))
+    assert one_scale.subject_tries == ()  # a single scale is not repainted: it would cost the whole run
+    nag = nstyle.stylize(pictures[0], pictures[1], tiny(tiny_model_dir, keep_subject=1.0, optimizer="nag",
+                                                        scale_epochs=(2, 2)))
+    assert nag.subject_tries == () and nag.plan.settings.keep_subject == 0  # the example's loop as it was
+
+
+def test_the_progress_counts_the_repaints_and_ends_full(pictures, tiny_model_dir):
+    seen = []
+    nstyle.stylize(pictures[0], pictures[1], tiny(tiny_model_dir, keep_subject=1.0), callback=seen.append)
+    assert [p.long_edge for p in seen] == [24] * 4 * (subject.MAX_REPAINTS + 1) + [48] * 3
+    assert seen[0].total_work < seen[-1].total_work  # each repaint adds its work when it is decided
+    assert seen[-1].work == pytest.approx(seen[-1].total_work)
+
+
+def test_a_run_interrupted_after_the_repaint_resumes_with_its_lighter_weight(tmp_path, pictures, tiny_model_dir):
+    # Adam: its state is all in the checkpoint, so the resumed run must give the uninterrupted picture exactly
+    options = tiny(tiny_model_dir, keep_subject=1.0, optimizer="adam", save_epochs=0)
+    whole = nstyle.stylize(pictures[0], pictures[1], options)
+    output = str(tmp_path / "o.png")
+    seen = []
+    stopped = nstyle.stylize(pictures[0], pictures[1], options.replace(output=output), callback=seen.append,
+                             should_stop=lambda: seen[-1].long_edge == 48)
+    assert stopped.stop_reason == "interrupted" and stopped.checkpoint_data["state"]["style_weight"] == \
+        whole.style_weight
+    resumed = nstyle.stylize(pictures[0], pictures[1], options.replace(output=output, resume=True))
+    assert resumed.style_weight == whole.style_weight and resumed.subject_tries == ()
+    np.testing.assert_array_equal(resumed.image, whole.image)
+
+
+def test_keep_subject_is_a_share_between_0_and_1():
+    for value in (-0.1, 1.5):
+        with pytest.raises(OptionError, match="keep_subject"):
+            nstyle.Options(keep_subject=value).validate()
