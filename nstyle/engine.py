@@ -130,10 +130,11 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
         # The subject is weighed on the coarsest scale of a run of several, on a whole canvas (nstyle.subject)
         weigh_subject = index == 0 and check_subject and not tiled and len(scales) > 1
         # The backend holds its own image and targets: the start and the paintings go (unless the subject check may
-        # repaint from them), and at the last scale the photo and the previous scale's picture too (at 4096 px each
+        # retarget with them), and at the last scale the photo and the previous scale's picture too (at 4096 px each
         # is 170 MB that no later step reads).
+        del start
         if not weigh_subject:
-            del start, styles
+            del styles
         if index == len(scales) - 1:
             content = previous_content = canvas = image = None
             if not keep_weights:
@@ -171,15 +172,16 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
             tries = [(settings.style.style_weight, backend.content_similarity(result.image))]
             while subject.lost(tries[-1][1], settings.keep_subject) and len(tries) <= subject.MAX_REPAINTS:
                 settings = with_style_weight(settings, subject.lighter_style_weight(tries, settings.keep_subject))
-                total_work += (scale.epochs + 1) * pixel_share  # the repaint, its check as its set-up
-                backend.retarget(content, styles, settings.style, start)
-                result = paint(begin=1, on_epoch=functools.partial(on_epoch, begin=1))
+                repaint = dataclasses.replace(scale, epochs=subject.repaint_epochs(scale.epochs))
+                total_work += (repaint.epochs + 1) * pixel_share  # the repaint, its check as its set-up
+                backend.retarget(content, styles, settings.style, result.image)  # on from the coarse picture
+                result = paint(begin=1, on_epoch=functools.partial(on_epoch, begin=1, scale=repaint), scale=repaint)
                 total_epochs += result.epochs
                 if result.stop_reason in ("interrupted", "non-finite"):
                     break
                 tries.append((settings.style.style_weight, backend.content_similarity(result.image)))
             subject_tries = tuple(tries)
-            del start, styles
+            del styles
         canvas, image = result.image, inside(result.image, border)
         results.append(ScaleResult(scale.long_edge, image.shape[2], image.shape[3], result.epochs,
                                    result.stop_reason, result.seconds))

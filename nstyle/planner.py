@@ -263,7 +263,8 @@ def plan(options, content_rgb, style_rgbs, model_name, model_note=None, names=(N
         seed=options.seed, backend=backend_name, device=device, precision=precision, border=options.border,
         style_count=len(style_rgbs), style_blend_weights=options.style_blend_weights, style_layers=style_layers,
         content_layers=content_layers, style_scale=options.style_scale, preserve_colors=options.preserve_colors,
-        init_noise=options.init_noise, keep_subject=0.0 if optimizer == "nag" else options.keep_subject)
+        init_noise=options.init_noise,
+        keep_subject=options.keep_subject if defaults.default_keep_subject(optimizer) else 0.0)
     content_name, style_paths = names
     sizes.check_sizes(content_rgb.shape[:2], [rgb.shape[:2] for rgb in style_rgbs],
                       [scale.long_edge for scale in settings.scales], settings.style_scale, options.size_option,

@@ -7,6 +7,7 @@ size and for every style image, from the content image, coarse to fine.
 from dataclasses import dataclass, field
 from typing import Optional
 
+from nstyle import subject
 from nstyle.algorithm import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, StyleSettings, blend_weights
 from nstyle.vgg import STYLE_LAYERS
 
@@ -162,7 +163,7 @@ def run_settings(model, optimizer="lbfgs", long_edge=512, scales: Optional[list]
                  scale_epochs: Optional[list] = None, max_epochs=None, content_weight=None, style_weight=None,
                  tv_weight=None, lr=None, init=None, stop_eps=None, border=None, output_edge=None, style_count=1,
                  style_blend_weights=None, style_layers=None, content_layers=DEFAULT_CONTENT_LAYERS,
-                 **rest):
+                 keep_subject=None, **rest):
     """RunSettings with every unset value at its default (a notebook's way in; run.py parses into this).
 
     style_blend_weights: one per style image (style_count of them), normalised to sum 1; equal when None."""
@@ -180,7 +181,13 @@ def run_settings(model, optimizer="lbfgs", long_edge=512, scales: Optional[list]
         init=default_init(optimizer) if init is None else init,
         scales=tuple(Scale(edge, min(epochs, max_epochs)) for edge, epochs in zip(edges, budgets)),
         stop_eps=default_stop_eps(optimizer) if stop_eps is None else stop_eps,
-        border=default_border(optimizer) if border is None else border, **rest)
+        border=default_border(optimizer) if border is None else border,
+        keep_subject=default_keep_subject(optimizer) if keep_subject is None else keep_subject, **rest)
+
+
+def default_keep_subject(optimizer):
+    """The example's loop (nag) as it was; L-BFGS and Adam keep the photo's subject (nstyle.subject)."""
+    return 0.0 if optimizer == "nag" else subject.KEEP_SUBJECT
 
 
 def default_precision(backend_name, device):

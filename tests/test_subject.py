@@ -28,15 +28,15 @@ def test_the_first_repaint_aims_above_the_floor_along_the_prior_slope():
 
 
 def test_a_second_repaint_uses_the_slope_the_first_measured():
-    # 30 -> 10 raised the similarity by 0.11: a slope of 0.1 per unit of ln, so the aim 0.58 from 0.45 takes 1.3
+    # 30 -> 10 raised the similarity by 0.11: a slope of 0.1 per unit of ln, so the aim (0.62) from 0.45 takes 1.7
     tries = [(30.0, 0.34), (10.0, 0.34 + 0.1 * math.log(3.0))]
     weight = subject.lighter_style_weight(tries, 0.5)
-    assert math.log(10.0 / weight) == pytest.approx((0.58 - tries[1][1]) / 0.1)
+    assert math.log(10.0 / weight) == pytest.approx((0.5 + subject.SUBJECT_MARGIN - tries[1][1]) / 0.1)
 
 
 def test_a_flat_measurement_keeps_the_prior_slope_and_a_step_is_at_most_a_factor_e_squared():
     flat = subject.lighter_style_weight([(30.0, 0.40), (10.0, 0.40)], 0.5)
-    assert math.log(10.0 / flat) == pytest.approx(0.18 / subject.SUBJECT_SLOPE)
+    assert math.log(10.0 / flat) == pytest.approx((0.1 + subject.SUBJECT_MARGIN) / subject.SUBJECT_SLOPE)
     assert subject.lighter_style_weight([(30.0, 0.0)], 0.5) == pytest.approx(30.0 * math.exp(-2.0))
     assert subject.lighter_style_weight([(30.0, 0.49)], 0.5) < 30.0
 
@@ -58,24 +58,40 @@ def test_each_backend_measures_the_content_similarity_as_the_reference_network_d
 
 def tiny(model_dir, **changes):
     return nstyle.Options(**dict(dict(model_dir=str(model_dir), max_long_edge=48, scales=(24, 48),
-                                      scale_epochs=(4, 3), gpu=-1, backend="mxnet", precision="float32"), **changes))
+                                      scale_epochs=(6, 3), gpu=-1, backend="mxnet", precision="float32"), **changes))
 
 
 def test_a_coarse_picture_that_lost_the_subject_is_repainted_lighter_and_the_finer_scales_use_that_weight(
-        pictures, tiny_model_dir):
+        pictures, tiny_model_dir, monkeypatch):
+    from nstyle import engine
+    built, retargeted = [], []  # (canvas width, style weight) of each backend built, and of each repaint
+    real_create = engine.create_backend
+
+    def create(name, weights, content, styles, settings, *rest, **keywords):
+        backend = real_create(name, weights, content, styles, settings, *rest, **keywords)
+        built.append((content.shape[3], settings.style_weight))
+        real_retarget = backend.retarget
+        backend.retarget = lambda c, s, new, start: (retargeted.append((np.array(start), new.style_weight)),
+                                                    real_retarget(c, s, new, start))
+        return backend
+
+    monkeypatch.setattr(engine, "create_backend", create)
+    seen = []
     # keep_subject 1: every picture falls short of it, so the coarsest scale is repainted the most times allowed
-    checked = nstyle.stylize(pictures[0], pictures[1], tiny(tiny_model_dir, keep_subject=1.0))
+    checked = nstyle.stylize(pictures[0], pictures[1], tiny(tiny_model_dir, keep_subject=1.0), callback=seen.append)
     weights = [weight for weight, _ in checked.subject_tries]
     assert len(weights) == subject.MAX_REPAINTS + 1 and weights[0] == 30.0
     assert all(later < earlier for earlier, later in zip(weights, weights[1:]))
     assert all(0 < similarity < 1 for _, similarity in checked.subject_tries)
     assert checked.style_weight == weights[-1]
-    # the same picture as a run asked for that weight from the start, unchecked: each repaint starts afresh from the
-    # same start, and the finer scale paints with the lighter weight
-    plain = nstyle.stylize(pictures[0], pictures[1],
-                           tiny(tiny_model_dir, keep_subject=0.0, style_weight=checked.style_weight))
-    assert plain.subject_tries == () and plain.style_weight == checked.style_weight
-    np.testing.assert_array_equal(checked.image, plain.image)
+    assert [weight for _, weight in retargeted] == weights[1:]  # each repaint with the next lighter weight ...
+    coarse = [p for p in seen if p.long_edge == 24]
+    last_of_each = [coarse[5], coarse[7]]  # ... goes on from the picture the last painting ended with
+    for (start, _), before in zip(retargeted, last_of_each):
+        np.testing.assert_allclose(start[:, :, 1:-1, 1:-1], before.image, atol=1e-3)
+    assert [weight for _, weight in built] == [30.0, checked.style_weight]  # the finer scale is built lighter
+    unchecked = nstyle.stylize(pictures[0], pictures[1], tiny(tiny_model_dir, keep_subject=0.0))
+    assert unchecked.subject_tries == () and unchecked.style_weight == 30.0
 
 
 def test_a_picture_that_keeps_the_subject_is_not_repainted(pictures, tiny_model_dir):
@@ -92,7 +108,9 @@ def test_a_picture_that_keeps_the_subject_is_not_repainted(pictures, tiny_model_
 def test_the_progress_counts_the_repaints_and_ends_full(pictures, tiny_model_dir):
     seen = []
     nstyle.stylize(pictures[0], pictures[1], tiny(tiny_model_dir, keep_subject=1.0), callback=seen.append)
-    assert [p.long_edge for p in seen] == [24] * 4 * (subject.MAX_REPAINTS + 1) + [48] * 3
+    repaint = subject.repaint_epochs(6)
+    assert repaint == 2 and [(p.long_edge, p.scale_epochs) for p in seen] == \
+        [(24, 6)] * 6 + [(24, repaint)] * repaint * subject.MAX_REPAINTS + [(48, 3)] * 3
     assert seen[0].total_work < seen[-1].total_work  # each repaint adds its work when it is decided
     assert seen[-1].work == pytest.approx(seen[-1].total_work)
 

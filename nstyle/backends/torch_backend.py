@@ -159,7 +159,8 @@ class TorchBackend(Backend):
     def content_similarity(self, image):
         with torch.no_grad():
             features = self._features(self._tensor(image), self.target_layers)[self.content_names[0]]
-        return algorithm.cosine_similarity(features.float().cpu().numpy(), self.content_targets[0].float().cpu().numpy())
+        return algorithm.cosine_similarity(features.float().cpu().numpy(),
+                                           self.content_targets[0].float().cpu().numpy())
 
     def _tensor(self, array):
         return torch.tensor(array, dtype=torch.float32, device=self.device)
