@@ -96,7 +96,7 @@ class Options:
                             "example's own loop; auto (default): lbfgs on the CPU, adam on a GPU",
                             choices=OPTIMIZER_CHOICES)
     keep_subject: float = option(subject.KEEP_SUBJECT, PAINTING, "S in 0..1: when the coarsest scale's picture keeps "
-                                 "less of the photo than S (content similarity, as nstyle.quality measures it), "
+                                 "less of the photo than S (content similarity: the cosine of its content-layer features with the photo's), "
                                  "repaint it with a lighter style weight, which the finer scales then use (default "
                                  "%(default)s; 0: off, the style weight as given; lbfgs and adam, several scales)",
                                  type=float)

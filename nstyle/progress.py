@@ -18,6 +18,8 @@ class ProgressBar:
             self.bar = tqdm(total=round(progress.total_work, 2), disable=not self.enabled, dynamic_ncols=True,
                             desc="stylizing", bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} full-size epochs "
                                                          "[{elapsed}<" + bound + "{remaining}{postfix}]")
+        elif round(progress.total_work, 2) != self.bar.total:  # a repaint of the coarsest scale adds work (subject)
+            self.bar.total = round(progress.total_work, 2)
         change = "–" if progress.change is None else f"{progress.change:.4f}"
         self.bar.set_postfix_str(f"{progress.long_edge} px epoch {progress.epoch}/{progress.scale_epochs}, "
                                  f"change {change}", refresh=False)

@@ -115,6 +115,22 @@ def test_the_progress_counts_the_repaints_and_ends_full(pictures, tiny_model_dir
     assert seen[-1].work == pytest.approx(seen[-1].total_work)
 
 
+def test_the_progress_bar_grows_by_the_repaints_and_ends_full(pictures, tiny_model_dir, capsys):
+    from nstyle.progress import ProgressBar
+    bar, shown = ProgressBar(True), []
+
+    def show(progress):
+        bar(progress)
+        shown.append((bar.bar.n, bar.bar.total, round(progress.total_work, 2)))
+
+    nstyle.stylize(pictures[0], pictures[1], tiny(tiny_model_dir, keep_subject=1.0), callback=show)
+    bar.close()
+    assert [total for _, total, _ in shown] == [total_work for _, _, total_work in shown]  # the bar's total follows
+    assert len({total for _, total, _ in shown}) == subject.MAX_REPAINTS + 1
+    assert all(n < total for n, total, _ in shown[:-1]) and shown[-1][0] == shown[-1][1]  # never full before the end
+    assert "100%" in capsys.readouterr().err
+
+
 def test_a_run_interrupted_after_the_repaint_resumes_with_its_lighter_weight(tmp_path, pictures, tiny_model_dir):
     # Adam: its state is all in the checkpoint, so the resumed run must give the uninterrupted picture exactly
     options = tiny(tiny_model_dir, keep_subject=1.0, optimizer="adam", save_epochs=0)
