@@ -99,7 +99,9 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
     chosen_weight = None if state is None else state.pop("style_weight", None)
     if chosen_weight is not None:  # the interrupted run had already weighed the subject
         settings = with_style_weight(settings, float(chosen_weight))
-    check_subject = settings.keep_subject > 0 and first_scale == 0 and chosen_weight is None
+    # (without a content term a lighter style weight cannot bring the photo back: nothing to weigh)
+    check_subject = settings.keep_subject > 0 and first_scale == 0 and chosen_weight is None and \
+        settings.style.content_weight > 0 and bool(settings.style.content_layers)
     subject_tries = ()
     if backends is not None:  # the kept backends of other canvases go before this run builds any
         backends.keep_only(backend_key(settings.backend, weights, settings.style, settings.device, settings.precision,

@@ -103,6 +103,8 @@ def test_a_picture_that_keeps_the_subject_is_not_repainted(pictures, tiny_model_
     nag = nstyle.stylize(pictures[0], pictures[1], tiny(tiny_model_dir, keep_subject=1.0, optimizer="nag",
                                                         scale_epochs=(2, 2)))
     assert nag.subject_tries == () and nag.plan.settings.keep_subject == 0  # the example's loop as it was
+    no_content = nstyle.stylize(pictures[0], pictures[1], tiny(tiny_model_dir, keep_subject=1.0, content_weight=0))
+    assert no_content.subject_tries == ()  # a lighter style weight cannot bring back a photo nothing pulls towards
 
 
 def test_the_progress_counts_the_repaints_and_ends_full(pictures, tiny_model_dir):
