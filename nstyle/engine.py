@@ -111,6 +111,8 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
         (first_epoch - 1) * shares[first_scale]
     for index in range(first_scale, len(scales)):
         scale = scales[index]
+        if index == first_scale == 0 and chosen_weight is not None:  # the run was interrupted in a repaint: its budget
+            scale = dataclasses.replace(scale, epochs=subject.repaint_epochs(scale.epochs))
         border = borders[index]
         content, styles = scale_images(content_rgb, style_rgbs, scale.long_edge, border, settings.style_scale)
         if image is None:
@@ -170,6 +172,7 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
 
         result = paint()
         total_epochs += result.epochs
+        scale_epochs, scale_seconds = result.epochs, result.seconds  # a repainted scale counts every painting
         if weigh_subject and result.stop_reason not in ("interrupted", "non-finite"):
             tries = [(settings.style.style_weight, backend.content_similarity(result.image))]
             while subject.lost(tries[-1][1], settings.keep_subject) and len(tries) <= subject.MAX_REPAINTS:
@@ -179,14 +182,15 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
                 backend.retarget(content, styles, settings.style, result.image)  # on from the coarse picture
                 result = paint(begin=1, on_epoch=functools.partial(on_epoch, begin=1, scale=repaint), scale=repaint)
                 total_epochs += result.epochs
+                scale_epochs, scale_seconds = scale_epochs + result.epochs, scale_seconds + result.seconds
                 if result.stop_reason in ("interrupted", "non-finite"):
                     break
                 tries.append((settings.style.style_weight, backend.content_similarity(result.image)))
             subject_tries = tuple(tries)
             del styles
         canvas, image = result.image, inside(result.image, border)
-        results.append(ScaleResult(scale.long_edge, image.shape[2], image.shape[3], result.epochs,
-                                   result.stop_reason, result.seconds))
+        results.append(ScaleResult(scale.long_edge, image.shape[2], image.shape[3], scale_epochs,
+                                   result.stop_reason, scale_seconds))
         last_scale = index == len(scales) - 1
         if result.stop_reason in ("interrupted", "non-finite") or last_scale:
             state = None

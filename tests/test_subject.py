@@ -107,14 +107,16 @@ def test_a_picture_that_keeps_the_subject_is_not_repainted(pictures, tiny_model_
     assert no_content.subject_tries == ()  # a lighter style weight cannot bring back a photo nothing pulls towards
 
 
-def test_the_progress_counts_the_repaints_and_ends_full(pictures, tiny_model_dir):
+def test_the_progress_and_the_epochs_count_the_repaints_and_end_full(pictures, tiny_model_dir):
     seen = []
-    nstyle.stylize(pictures[0], pictures[1], tiny(tiny_model_dir, keep_subject=1.0), callback=seen.append)
+    result = nstyle.stylize(pictures[0], pictures[1], tiny(tiny_model_dir, keep_subject=1.0), callback=seen.append)
     repaint = subject.repaint_epochs(6)
     assert repaint == 2 and [(p.long_edge, p.scale_epochs) for p in seen] == \
         [(24, 6)] * 6 + [(24, repaint)] * repaint * subject.MAX_REPAINTS + [(48, 3)] * 3
     assert seen[0].total_work < seen[-1].total_work  # each repaint adds its work when it is decided
     assert seen[-1].work == pytest.approx(seen[-1].total_work)
+    assert result.epochs_per_scale == ((24, 6 + repaint * subject.MAX_REPAINTS), (48, 3))  # every evaluation told
+    assert result.epochs == len(seen) == 6 + repaint * subject.MAX_REPAINTS + 3
 
 
 def test_the_progress_bar_grows_by_the_repaints_and_ends_full(pictures, tiny_model_dir, capsys):
@@ -152,3 +154,18 @@ def test_keep_subject_is_a_share_between_0_and_1():
     for value in (-0.1, 1.5):
         with pytest.raises(OptionError, match="keep_subject"):
             nstyle.Options(keep_subject=value).validate()
+
+
+def test_a_run_interrupted_in_a_repaint_resumes_it_with_its_weight_and_budget(tmp_path, pictures, tiny_model_dir):
+    options = tiny(tiny_model_dir, keep_subject=1.0, optimizer="adam", save_epochs=0)
+    whole = nstyle.stylize(pictures[0], pictures[1], options)
+    output = str(tmp_path / "o.png")
+    seen = []
+    stopped = nstyle.stylize(pictures[0], pictures[1], options.replace(output=output), callback=seen.append,
+                             should_stop=lambda: len(seen) == 6 + 1)  # after the first epoch of the first repaint
+    assert stopped.stop_reason == "interrupted" and seen[-1].scale_epochs == subject.repaint_epochs(6)
+    assert stopped.checkpoint_data["state"]["style_weight"] == whole.subject_tries[1][0]
+    resumed = nstyle.stylize(pictures[0], pictures[1], options.replace(output=output, resume=True))
+    # the rest of that repaint at its weight and budget, then the finer scale: no second check, no further repaint
+    assert resumed.subject_tries == () and resumed.epochs_per_scale[0] == (24, subject.repaint_epochs(6) - 1)
+    assert resumed.style_weight == whole.subject_tries[1][0] != whole.style_weight
