@@ -17,7 +17,8 @@ from nstyle.errors import RuntimeFailure, UsageError
 from nstyle.files import atomic_write
 
 FORMAT_VERSION = 2
-OPTIONAL_STATE = ("adam_mean", "adam_variance", "style_weight")  # style_weight: nstyle.subject's, once decided
+# style_weight: nstyle.subject's, once decided; subject_tries: the coarsest scale's weighings, interrupted in a repaint
+OPTIONAL_STATE = ("adam_mean", "adam_variance", "style_weight", "subject_tries")
 SUFFIX = ".ckpt.npz"
 
 

@@ -97,12 +97,13 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
     first_scale, first_epoch, state = (0, 1, None) if resume is None else resume
     state = None if state is None else dict(state)
     chosen_weight = None if state is None else state.pop("style_weight", None)
+    # the paintings of the coarsest scale weighed before the interruption, when it came in a repaint
+    subject_tries = () if state is None else tuple(tuple(map(float, row)) for row in state.pop("subject_tries", ()))
     if chosen_weight is not None:  # the interrupted run had already weighed the subject
         settings = with_style_weight(settings, float(chosen_weight))
     # (without a content term a lighter style weight cannot bring the photo back: nothing to weigh)
-    check_subject = settings.keep_subject > 0 and first_scale == 0 and chosen_weight is None and \
-        settings.style.content_weight > 0 and bool(settings.style.content_layers)
-    subject_tries = ()
+    check_subject = settings.keep_subject > 0 and first_scale == 0 and settings.style.content_weight > 0 and \
+        bool(settings.style.content_layers)
     if backends is not None:  # the kept backends of other canvases go before this run builds any
         backends.keep_only(backend_key(settings.backend, weights, settings.style, settings.device, settings.precision,
                                        (1, 3) + level.canvas) for level in levels[first_scale:])
@@ -111,7 +112,7 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
         (first_epoch - 1) * shares[first_scale]
     for index in range(first_scale, len(scales)):
         scale = scales[index]
-        if index == first_scale == 0 and chosen_weight is not None:  # the run was interrupted in a repaint: its budget
+        if index == 0 and subject_tries:  # the run was interrupted in a repaint: it goes on with the repaint's budget
             scale = dataclasses.replace(scale, epochs=subject.repaint_epochs(scale.epochs))
         border = borders[index]
         content, styles = scale_images(content_rgb, style_rgbs, scale.long_edge, border, settings.style_scale)
@@ -174,10 +175,10 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
         total_epochs += result.epochs
         scale_epochs, scale_seconds = result.epochs, result.seconds  # a repainted scale counts every painting
         if weigh_subject and result.stop_reason not in ("interrupted", "non-finite"):
-            tries = [(settings.style.style_weight, backend.content_similarity(result.image))]
+            tries = list(subject_tries) + [(settings.style.style_weight, backend.content_similarity(result.image))]
             while subject.lost(tries[-1][1], settings.keep_subject) and len(tries) <= subject.MAX_REPAINTS:
                 settings = with_style_weight(settings, subject.lighter_style_weight(tries, settings.keep_subject))
-                repaint = dataclasses.replace(scale, epochs=subject.repaint_epochs(scale.epochs))
+                repaint = dataclasses.replace(scale, epochs=subject.repaint_epochs(scales[0].epochs))
                 total_work += (repaint.epochs + 1) * pixel_share  # the repaint, its check as its set-up
                 backend.retarget(content, styles, settings.style, result.image)  # on from the coarse picture
                 result = paint(begin=1, on_epoch=functools.partial(on_epoch, begin=1, scale=repaint), scale=repaint)
@@ -198,6 +199,8 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
                 state = backend.state()
                 if index > 0 or subject_tries:  # the style weight is decided: a resumed run keeps it
                     state["style_weight"] = settings.style.style_weight
+                if index == 0 and subject_tries:  # in a repaint: a resumed run weighs it as this one would have
+                    state["subject_tries"] = np.array(subject_tries)
             return StylizeResult(image, total_epochs, result.stop_reason, time.perf_counter() - started,
                                  result.last_change, result.last_epoch, index, state, tuple(results),
                                  settings.style.style_weight, subject_tries)
