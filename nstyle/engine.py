@@ -104,6 +104,7 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
     # (without a content term a lighter style weight cannot bring the photo back: nothing to weigh)
     check_subject = settings.keep_subject > 0 and first_scale == 0 and settings.style.content_weight > 0 and \
         bool(settings.style.content_layers)
+    repaint = dataclasses.replace(scales[0], epochs=subject.repaint_epochs(scales[0].epochs))  # the coarsest, again
     if backends is not None:  # the kept backends of other canvases go before this run builds any
         backends.keep_only(backend_key(settings.backend, weights, settings.style, settings.device, settings.precision,
                                        (1, 3) + level.canvas) for level in levels[first_scale:])
@@ -113,7 +114,7 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
     for index in range(first_scale, len(scales)):
         scale = scales[index]
         if index == 0 and subject_tries:  # the run was interrupted in a repaint: it goes on with the repaint's budget
-            scale = dataclasses.replace(scale, epochs=subject.repaint_epochs(scale.epochs))
+            scale = repaint
         border = borders[index]
         content, styles = scale_images(content_rgb, style_rgbs, scale.long_edge, border, settings.style_scale)
         if image is None:
@@ -178,7 +179,6 @@ def stylize(content_rgb, style_rgb, weights, settings, callback: Optional[Callab
             tries = list(subject_tries) + [(settings.style.style_weight, backend.content_similarity(result.image))]
             while subject.lost(tries[-1][1], settings.keep_subject) and len(tries) <= subject.MAX_REPAINTS:
                 settings = with_style_weight(settings, subject.lighter_style_weight(tries, settings.keep_subject))
-                repaint = dataclasses.replace(scale, epochs=subject.repaint_epochs(scales[0].epochs))
                 total_work += (repaint.epochs + 1) * pixel_share  # the repaint, its check as its set-up
                 backend.retarget(content, styles, settings.style, result.image)  # on from the coarse picture
                 result = paint(begin=1, on_epoch=functools.partial(on_epoch, begin=1, scale=repaint), scale=repaint)

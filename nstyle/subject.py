@@ -34,11 +34,10 @@ def lighter_style_weight(tries, keep):
     aim = min(keep + SUBJECT_MARGIN, 1.0)
     weight, similarity = tries[-1]
     slope = SUBJECT_SLOPE
-    if len(tries) > 1:
-        (weight_0, similarity_0), measured = tries[-2], None
-        if weight_0 != weight:
-            measured = (similarity - similarity_0) / (math.log(weight_0) - math.log(weight))
-        if measured is not None and measured > 0.02:  # a flat or inverted measurement keeps the prior slope
+    if len(tries) > 1 and tries[-2][0] != weight:
+        weight_0, similarity_0 = tries[-2]
+        measured = (similarity - similarity_0) / (math.log(weight_0) - math.log(weight))
+        if measured > 0.02:  # a flat or inverted measurement keeps the prior slope
             slope = measured
     step = min(max((aim - similarity) / slope, 0.0), 2.0)
     return weight * math.exp(-step)
